@@ -1,0 +1,43 @@
+"""Blocking checks on every table: schema (pandera), unique key, no owned book missing."""
+
+
+from dagster import AssetCheckResult, AssetChecksDefinition, MetadataValue, asset_check
+
+from assets.metadata import markdown_table
+from mamcrawler.gaps import owned_positions
+from mamcrawler.schemas import CONTRACTS, TableContract, validate
+from resources.warehouse import WAREHOUSE_POOL, WarehouseResource
+
+
+def contract_check(contract: TableContract) -> AssetChecksDefinition:
+    @asset_check(
+        asset=contract.table,
+        name=f"{contract.table}_contract",
+        blocking=True,
+        pool=WAREHOUSE_POOL,
+        description=f"Pandera schema of {contract.table} and uniqueness of ({', '.join(contract.key)}).",
+    )
+    def _check(warehouse: WarehouseResource) -> AssetCheckResult:
+        frame = warehouse.get().read_table(contract.table)
+        result = validate(contract, frame)
+        metadata = {"rows": frame.height, "duplicate_keys": result.duplicate_keys, "summary": result.summary()}
+        if result.failures is not None and result.failures.height:
+            metadata["failures"] = MetadataValue.md(markdown_table(result.failures, limit=20))
+        return AssetCheckResult(passed=result.passed, metadata=metadata)
+
+    return _check
+
+
+@asset_check(asset="missing_books", blocking=True, pool=WAREHOUSE_POOL)
+def no_owned_book_is_missing(warehouse: WarehouseResource) -> AssetCheckResult:
+    """A (series, position) the library owns, directly or through an omnibus, is never listed."""
+    store = warehouse.get()
+    owned = owned_positions(store.read_table("library_books"))
+    clashes = store.read_table("missing_books").join(owned, on=["series_id", "position"], how="inner")
+    return AssetCheckResult(
+        passed=clashes.is_empty(),
+        metadata={"owned_but_listed": clashes.height, "examples": MetadataValue.md(markdown_table(clashes.select("series", "position")))},
+    )
+
+
+table_checks = [contract_check(c) for c in CONTRACTS.values()] + [no_owned_book_is_missing]

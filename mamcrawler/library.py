@@ -1,0 +1,292 @@
+"""From raw ABS items to a snapshot table and to normalised, owned books.
+
+Bad input never crashes and never silently changes a gap: every item either lands in
+the table (with flags saying what was odd about it) or is skipped with a counted reason.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+
+from mamcrawler.names import author_key, clean_text, clean_title, display_author, series_key, split_authors, title_key
+from mamcrawler.positions import parse_position
+from mamcrawler.series_recovery import from_folder, from_subtitle, from_title
+
+SERIES_STRUCT = pl.Struct({"name": pl.Utf8, "sequence": pl.Utf8})
+
+SNAPSHOT_SCHEMA: dict[str, pl.DataType] = {
+    "item_id": pl.Utf8,
+    "library_id": pl.Utf8,
+    "path": pl.Utf8,
+    "rel_path": pl.Utf8,
+    "title": pl.Utf8,
+    "subtitle": pl.Utf8,
+    "authors": pl.List(pl.Utf8),
+    "narrators": pl.List(pl.Utf8),
+    "series": pl.List(SERIES_STRUCT),
+    "genres": pl.List(pl.Utf8),
+    "published_year": pl.Utf8,
+    "publisher": pl.Utf8,
+    "description": pl.Utf8,
+    "isbn": pl.Utf8,
+    "asin": pl.Utf8,
+    "language": pl.Utf8,
+    "abridged": pl.Boolean,
+    "duration_s": pl.Float64,
+    "size_bytes": pl.Int64,
+    "num_audio_files": pl.Int64,
+    "added_at": pl.Datetime("us", "UTC"),
+    "updated_at": pl.Datetime("us", "UTC"),
+    "is_missing": pl.Boolean,
+}
+
+MEMBERSHIP_STRUCT = pl.Struct(
+    {
+        "series": pl.Utf8,
+        "series_key": pl.Utf8,
+        "position_raw": pl.Utf8,
+        "sort_key": pl.Float64,
+        "range_lo": pl.Float64,
+        "range_hi": pl.Float64,
+        "part": pl.Int64,
+        "kind": pl.Utf8,
+        "source": pl.Utf8,
+    }
+)
+
+BOOKS_SCHEMA: dict[str, pl.DataType] = {
+    "item_id": pl.Utf8,
+    "library_id": pl.Utf8,
+    "title": pl.Utf8,
+    "title_key": pl.Utf8,
+    "subtitle": pl.Utf8,
+    "authors": pl.List(pl.Utf8),
+    "author_keys": pl.List(pl.Utf8),
+    "author": pl.Utf8,
+    "narrators": pl.List(pl.Utf8),
+    "series": pl.List(MEMBERSHIP_STRUCT),
+    "published_year": pl.Int32,
+    "isbn": pl.Utf8,
+    "asin": pl.Utf8,
+    "language": pl.Utf8,
+    "duration_s": pl.Float64,
+    "rel_path": pl.Utf8,
+    "dedup_key": pl.Utf8,
+    "flags": pl.List(pl.Utf8),
+}
+
+
+@dataclass
+class Skipped:
+    """Reasons rows were dropped, counted for the materialisation metadata."""
+
+    counts: Counter = field(default_factory=Counter)
+    examples: dict[str, str] = field(default_factory=dict)
+
+    def add(self, reason: str, example: str = "") -> None:
+        self.counts[reason] += 1
+        self.examples.setdefault(reason, example[:120])
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def _ms(value: Any) -> datetime | None:
+    if isinstance(value, (int, float)) and value > 0:
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    return None
+
+
+def _strings(values: Any) -> list[str]:
+    if not isinstance(values, list):
+        return []
+    out = []
+    for v in values:
+        name = v.get("name") if isinstance(v, dict) else v
+        if name is not None and clean_text(str(name)):
+            out.append(clean_text(str(name)))
+    return out
+
+
+def _opt(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def snapshot_rows(items: list[dict[str, Any]], skipped: Skipped) -> pl.DataFrame:
+    """Flatten expanded ABS items (batch/get shape) into the snapshot table."""
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for item in items:
+        if not isinstance(item, dict) or not item.get("id"):
+            skipped.add("no_item_id", str(item)[:80])
+            continue
+        item_id = str(item["id"])
+        if item_id in seen:
+            skipped.add("duplicate_item_id", item_id)
+            continue
+        if item.get("mediaType", "book") != "book":
+            skipped.add("not_a_book", item_id)
+            continue
+        media = item.get("media") or {}
+        meta = media.get("metadata") or {}
+        if not isinstance(meta, dict):
+            skipped.add("no_metadata", item_id)
+            continue
+        seen.add(item_id)
+        series = []
+        for s in meta.get("series") or []:
+            if isinstance(s, dict) and _opt(s.get("name")):
+                seq = s.get("sequence")
+                series.append({"name": clean_text(s["name"]), "sequence": None if seq is None else str(seq)})
+        rows.append(
+            {
+                "item_id": item_id,
+                "library_id": _opt(item.get("libraryId")),
+                "path": _opt(item.get("path")),
+                "rel_path": _opt(item.get("relPath")),
+                "title": _opt(meta.get("title")),
+                "subtitle": _opt(meta.get("subtitle")),
+                "authors": _strings(meta.get("authors")),
+                "narrators": _strings(meta.get("narrators")),
+                "series": series,
+                "genres": _strings(meta.get("genres")),
+                "published_year": _opt(meta.get("publishedYear")),
+                "publisher": _opt(meta.get("publisher")),
+                "description": meta.get("description") or None,
+                "isbn": _opt(meta.get("isbn")),
+                "asin": _opt(meta.get("asin")),
+                "language": _opt(meta.get("language")),
+                "abridged": bool(meta.get("abridged")),
+                "duration_s": float(media.get("duration") or 0.0),
+                "size_bytes": int(item.get("size") or media.get("size") or 0),
+                "num_audio_files": int(media.get("numAudioFiles") or len(media.get("audioFiles") or [])),
+                "added_at": _ms(item.get("addedAt")),
+                "updated_at": _ms(item.get("updatedAt")),
+                "is_missing": bool(item.get("isMissing")),
+            }
+        )
+    return pl.DataFrame(rows, schema=SNAPSHOT_SCHEMA)
+
+
+_YEAR = re.compile(r"^\s*(\d{4})")
+LONG_DESCRIPTION = 5_000
+
+
+def _year(raw: str | None, flags: list[str]) -> int | None:
+    if not raw:
+        return None
+    match = _YEAR.match(raw)
+    if not match:
+        flags.append("unparsed_year")
+        return None
+    if raw.strip() != match.group(1):
+        flags.append("year_from_date")
+    return int(match.group(1))
+
+
+def _membership(name: str, raw: str | None, source: str, flags: list[str]) -> dict[str, Any]:
+    pos = parse_position(raw)
+    if pos is None:
+        flags.append("series_without_position")
+    elif pos.kind == "unknown":
+        flags.append("unparsed_position")
+    return {
+        "series": name,
+        "series_key": series_key(name),
+        "position_raw": None if pos is None else pos.raw,
+        "sort_key": None if pos is None else pos.sort_key,
+        "range_lo": None if pos is None else pos.lo,
+        "range_hi": None if pos is None else pos.hi,
+        "part": None if pos is None else pos.part,
+        "kind": "unknown" if pos is None else pos.kind,
+        "source": source,
+    }
+
+
+def normalise_book(row: dict[str, Any], skipped: Skipped) -> dict[str, Any] | None:
+    """One snapshot row -> one owned book, or None (counted in `skipped`)."""
+    flags: list[str] = []
+    raw_title = row.get("title")
+    if not raw_title or not clean_title(raw_title):
+        skipped.add("no_title", row.get("rel_path") or row["item_id"])
+        return None
+    if row.get("is_missing"):
+        flags.append("files_missing_in_abs")
+    title = clean_title(raw_title)
+    if title != clean_text(raw_title):
+        flags.append("title_noise_removed")
+
+    memberships: list[dict[str, Any]] = []
+    for s in row.get("series") or []:
+        if s["sequence"] is not None and not s["sequence"].strip():
+            flags.append("empty_sequence")
+        memberships.append(_membership(s["name"], s["sequence"], "abs", flags))
+
+    recovered = [from_title(title), from_subtitle(row.get("subtitle")), from_folder(row.get("rel_path"), title)]
+    for rec in recovered:
+        if rec is None:
+            continue
+        if rec.clean_title and rec.source == "title":
+            title = rec.clean_title
+        key = series_key(rec.series)
+        existing = [m for m in memberships if m["series_key"] == key]
+        if not existing:
+            memberships.append(_membership(rec.series, rec.position, rec.source, flags))
+            continue
+        pos = parse_position(rec.position)
+        if pos is not None and all(m["sort_key"] is not None and m["sort_key"] != pos.sort_key for m in existing):
+            flags.append("position_conflict")
+        # A membership with no position gains the one the title/folder states.
+        for m in existing:
+            if m["sort_key"] is None and pos is not None and pos.sort_key is not None:
+                m.update(_membership(m["series"], rec.position, f"{m['source']}+{rec.source}", flags))
+
+    authors = [display_author(a) for raw in row.get("authors") or [] for a in split_authors(raw)]
+    authors = list(dict.fromkeys(a for a in authors if a))
+    keys = list(dict.fromkeys(k for k in (author_key(a) for a in authors) if k))
+    if not keys:
+        flags.append("no_author")
+    description = row.get("description") or ""
+    if len(description) > LONG_DESCRIPTION:
+        flags.append("long_description")
+    tkey = title_key(title)
+    return {
+        "item_id": row["item_id"],
+        "library_id": row.get("library_id"),
+        "title": title,
+        "title_key": tkey,
+        "subtitle": row.get("subtitle"),
+        "authors": authors,
+        "author_keys": keys,
+        "author": authors[0] if authors else None,
+        "narrators": row.get("narrators") or [],
+        "series": memberships,
+        "published_year": _year(row.get("published_year"), flags),
+        "isbn": row.get("isbn"),
+        "asin": row.get("asin"),
+        "language": row.get("language"),
+        "duration_s": row.get("duration_s"),
+        "rel_path": row.get("rel_path"),
+        "dedup_key": f"{'|'.join(sorted(keys))}::{tkey}",
+        "flags": sorted(set(flags)),
+    }
+
+
+def normalise_library(snapshot: pl.DataFrame, skipped: Skipped) -> pl.DataFrame:
+    """The snapshot table -> `library_books`; duplicates of the same book are flagged."""
+    books = [b for row in snapshot.iter_rows(named=True) if (b := normalise_book(row, skipped)) is not None]
+    frame = pl.DataFrame(books, schema=BOOKS_SCHEMA)
+    dup = pl.col("dedup_key").count().over("dedup_key") > 1
+    return frame.with_columns(
+        pl.when(dup).then(pl.col("flags").list.concat(pl.lit(["duplicate_book"]))).otherwise(pl.col("flags")).alias("flags")
+    )

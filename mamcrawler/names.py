@@ -1,0 +1,127 @@
+"""Folding of titles, author names and series names into match keys.
+
+ABS treats "J. R. R. Tolkien" and "J.R.R. Tolkien" as two authors and keeps
+"Lem, Stanisław" and "Stanisław Lem" apart only when the tags differ, so every
+comparison in MAMcrawler goes through these keys, never through raw strings.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Characters NFKD does not decompose into a base letter + combining mark.
+_TRANSLITERATE = str.maketrans(
+    {
+        "ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "đ": "d", "Đ": "D", "ß": "ss",
+        "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "þ": "th", "Þ": "Th", "ı": "i",
+        "’": "'", "‘": "'", "–": "-", "—": "-",
+    }
+)
+_NON_WORD = re.compile(r"[^0-9a-z]+")
+_LEADING_ARTICLE = re.compile(r"^(the|a|an) ")
+_SERIES_SUFFIX = re.compile(r" (series|saga|sequence|cycle)$")
+
+# Release noise that is not part of a title: "(Unabridged)", "[m4b]", "{64kbps}".
+_NOISE_WORDS = (
+    r"unabridged|abridged|retail|m4b|m4a|mp3|flac|ogg|opus|aac|audiobook|audio ?book|"
+    r"\d{2,3} ?kbps|\d{2,3}k|vbr|cbr|narrated by [^)\]}]+|read by [^)\]}]+|full[- ]cast|dramati[sz]ed"
+)
+_NOISE_BRACKETS = re.compile(
+    rf"\s*[\(\[\{{]\s*(?:{_NOISE_WORDS})(?:\s*[,/;-]\s*(?:{_NOISE_WORDS}))*\s*[\)\]\}}]", re.IGNORECASE
+)
+_NOISE_TRAILING = re.compile(r"\s*[-:]\s*(?:unabridged|audiobook)\s*$", re.IGNORECASE)
+_SPACES = re.compile(r"\s+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def fold(text: str | None) -> str:
+    """Lower-case ASCII words separated by single spaces; "" for nothing."""
+    if not text:
+        return ""
+    text = unicodedata.normalize("NFKD", text.translate(_TRANSLITERATE))
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = text.lower().replace("&", " and ").replace("'", "")
+    return _NON_WORD.sub(" ", text).strip()
+
+
+def clean_text(text: str | None) -> str:
+    """Collapse whitespace and drop control characters, keeping everything else."""
+    if not text:
+        return ""
+    return _SPACES.sub(" ", _CONTROL.sub(" ", text)).strip()
+
+
+def clean_title(title: str | None) -> str:
+    """A display title without release noise such as "(Unabridged)" or "[m4b]"."""
+    text = clean_text(title)
+    previous = None
+    while previous != text:
+        previous = text
+        text = _NOISE_TRAILING.sub("", _NOISE_BRACKETS.sub("", text)).strip()
+    return text
+
+
+def title_key(title: str | None) -> str:
+    """Match key of a title: folded, noise and a leading article removed."""
+    return _LEADING_ARTICLE.sub("", fold(clean_title(title)))
+
+
+def series_key(name: str | None) -> str:
+    """Match key of a series name ("The Expanse Series" == "Expanse")."""
+    return _SERIES_SUFFIX.sub("", _LEADING_ARTICLE.sub("", fold(name)))
+
+
+_AUTHOR_SEPARATORS = re.compile(r"\s*(?:;|&|\band\b|\bwith\b|/)\s*", re.IGNORECASE)
+_SUFFIXES = {"jr", "sr", "ii", "iii", "iv", "phd", "md"}
+
+
+def split_authors(text: str | None) -> list[str]:
+    """Split "A & B", "A and B", "A; B" and "A, B" into names; keeps "Last, First" whole."""
+    text = clean_text(text)
+    if not text:
+        return []
+    names: list[str] = []
+    for part in _AUTHOR_SEPARATORS.split(text):
+        pieces = [p.strip() for p in part.split(",") if p.strip()]
+        # "Lem, Stanisław" is one name; "Terry Pratchett, Neil Gaiman" is two.
+        if len(pieces) == 2 and " " not in pieces[0] and len(pieces[1].split()) <= 2:
+            names.append(f"{pieces[0]}, {pieces[1]}")
+        else:
+            names.extend(pieces)
+    return names
+
+
+def author_key(name: str | None) -> str:
+    """Match key of one author: "Lem, Stanisław", "Stanislaw Lem" and "S. Lem" share
+    the surname; initials are joined so "J. R. R. Tolkien" == "J.R.R. Tolkien"."""
+    text = clean_text(name)
+    if not text:
+        return ""
+    if text.count(",") == 1:
+        last, first = (p.strip() for p in text.split(","))
+        if fold(first) not in _SUFFIXES:
+            text = f"{first} {last}"
+    # "J.R.R." -> "J. R. R.", then runs of single letters join: "jrr tolkien".
+    text = re.sub(r"\.(?=\S)", ". ", text)
+    tokens: list[str] = []
+    in_initials = False
+    for word in fold(text).split():
+        if word in _SUFFIXES:
+            continue
+        if len(word) == 1 and in_initials:
+            tokens[-1] += word
+        else:
+            tokens.append(word)
+            in_initials = len(word) == 1
+    return " ".join(tokens)
+
+
+def display_author(name: str | None) -> str:
+    """"Lem, Stanisław" -> "Stanisław Lem"; other names unchanged."""
+    text = clean_text(name)
+    if text.count(",") == 1:
+        last, first = (p.strip() for p in text.split(","))
+        if first and fold(first) not in _SUFFIXES:
+            return f"{first} {last}"
+    return text

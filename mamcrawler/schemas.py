@@ -1,0 +1,108 @@
+"""Pandera schemas of every warehouse table, with their unique keys.
+
+They run as blocking asset checks, so a table that breaks its contract stops the
+assets downstream of it in the same run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandera.polars as pa
+import polars as pl
+
+from mamcrawler.gaps import LIFECYCLE, MISSING_SCHEMA
+from mamcrawler.library import BOOKS_SCHEMA, SNAPSHOT_SCHEMA
+
+_KINDS = ["main", "novella", "prequel", "omnibus", "unknown"]
+
+
+@dataclass(frozen=True)
+class TableContract:
+    table: str
+    schema: pa.DataFrameSchema
+    key: tuple[str, ...]
+
+
+def _columns(dtypes: dict[str, pl.DataType], **overrides: pa.Column) -> dict[str, pa.Column]:
+    return {name: overrides.get(name, pa.Column(dtype, nullable=True)) for name, dtype in dtypes.items()}
+
+
+ABS_LIBRARY_ITEMS = TableContract(
+    "abs_library_items",
+    pa.DataFrameSchema(
+        _columns(
+            SNAPSHOT_SCHEMA,
+            item_id=pa.Column(pl.Utf8, nullable=False),
+            duration_s=pa.Column(pl.Float64, pa.Check.ge(0), nullable=False),
+        ),
+        strict=True,
+    ),
+    ("item_id",),
+)
+
+LIBRARY_BOOKS = TableContract(
+    "library_books",
+    pa.DataFrameSchema(
+        _columns(
+            BOOKS_SCHEMA,
+            item_id=pa.Column(pl.Utf8, nullable=False),
+            title=pa.Column(pl.Utf8, pa.Check.str_length(min_value=1), nullable=False),
+            title_key=pa.Column(pl.Utf8, nullable=False),
+            dedup_key=pa.Column(pl.Utf8, nullable=False),
+            published_year=pa.Column(pl.Int32, pa.Check.in_range(0, 2200), nullable=True),
+        ),
+        strict=True,
+    ),
+    ("item_id",),
+)
+
+MISSING_BOOKS = TableContract(
+    "missing_books",
+    pa.DataFrameSchema(
+        _columns(
+            MISSING_SCHEMA,
+            missing_id=pa.Column(pl.Utf8, nullable=False),
+            series_id=pa.Column(pl.Utf8, nullable=False),
+            series=pa.Column(pl.Utf8, nullable=False),
+            position=pa.Column(pl.Int64, pa.Check.ge(0), nullable=False),
+            reason=pa.Column(pl.Utf8, pa.Check.isin(["series_gap", "author_gap"]), nullable=False),
+            priority=pa.Column(pl.Int64, pa.Check.ge(1), nullable=False),
+            status=pa.Column(pl.Utf8, pa.Check.isin(list(LIFECYCLE)), nullable=False),
+        ),
+        strict=True,
+    ),
+    ("series_id", "position"),
+)
+
+CONTRACTS = {c.table: c for c in (ABS_LIBRARY_ITEMS, LIBRARY_BOOKS, MISSING_BOOKS)}
+
+
+@dataclass(frozen=True)
+class Validation:
+    passed: bool
+    failures: pl.DataFrame | None
+    duplicate_keys: int
+
+    def summary(self) -> str:
+        if self.passed:
+            return "ok"
+        parts = []
+        if self.failures is not None and self.failures.height:
+            parts.append(f"{self.failures.height} schema failures")
+        if self.duplicate_keys:
+            parts.append(f"{self.duplicate_keys} duplicate keys")
+        return ", ".join(parts)
+
+
+def validate(contract: TableContract, frame: pl.DataFrame) -> Validation:
+    failures = None
+    try:
+        contract.schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        failures = exc.failure_cases
+    except pa.errors.SchemaError as exc:
+        failures = pl.DataFrame({"check": [str(exc)[:300]]})
+    duplicates = frame.height - frame.select(contract.key).unique().height if frame.height else 0
+    passed = (failures is None or failures.is_empty()) and duplicates == 0
+    return Validation(passed, failures, duplicates)

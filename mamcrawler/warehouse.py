@@ -1,0 +1,123 @@
+"""The DuckDB warehouse: one file, short connections, atomic table swaps.
+
+DuckDB lets one process hold a file for writing; a second writer fails at connect
+time with a lock error. Connections here live for one call only and a writer that
+finds the file locked waits with backoff, so concurrent runs queue instead of failing
+(the `warehouse` Dagster pool keeps them from even trying in parallel).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def default_warehouse_path() -> Path:
+    """`MAMCRAWLER_WAREHOUSE`, else `data/warehouse.duckdb` in the project folder."""
+    env = os.environ.get("MAMCRAWLER_WAREHOUSE")
+    return Path(env).expanduser() if env else REPO_ROOT / "data" / "warehouse.duckdb"
+
+
+class WarehouseError(Exception):
+    """The warehouse could not be opened, read or written."""
+
+
+class TableNotFound(WarehouseError):
+    """A table that has never been materialised was asked for."""
+
+
+class Warehouse:
+    def __init__(self, path: str | Path, lock_timeout_s: float = 120.0) -> None:
+        self.path = Path(path)
+        self.lock_timeout_s = lock_timeout_s
+
+    @contextlib.contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        if read_only and not self.path.exists():
+            raise TableNotFound(f"the warehouse {self.path} does not exist yet: materialise the assets first")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay = 0.05
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), read_only=read_only)
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise WarehouseError(f"cannot open the warehouse {self.path}: {exc}") from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def write_table(self, name: str, frame: pl.DataFrame) -> int:
+        """Replace `name` with `frame` in one transaction; on failure the old table stays."""
+        _check_identifier(name)
+        with self.connect() as con:
+            try:
+                con.register("_incoming", frame.to_arrow())
+                con.execute("BEGIN TRANSACTION")
+                con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM _incoming')
+                con.execute("COMMIT")
+            except Exception as exc:
+                with contextlib.suppress(duckdb.Error):  # nothing to roll back if BEGIN never ran
+                    con.execute("ROLLBACK")
+                raise WarehouseError(f"writing table {name} failed, the previous version is kept: {exc}") from exc
+        return frame.height
+
+    def read_table(self, name: str, columns: list[str] | None = None) -> pl.DataFrame:
+        _check_identifier(name)
+        cols = ", ".join(f'"{c}"' for c in columns) if columns else "*"
+        with self.connect(read_only=True) as con:
+            if not self._exists(con, name):
+                raise TableNotFound(f"table {name} has not been materialised yet")
+            return _frame(con.sql(f'SELECT {cols} FROM "{name}"'))
+
+    def read_optional(self, name: str) -> pl.DataFrame | None:
+        try:
+            return self.read_table(name)
+        except TableNotFound:
+            return None
+
+    def query(self, sql: str, params: list | None = None) -> pl.DataFrame:
+        with self.connect(read_only=True) as con:
+            return _frame(con.sql(sql, params=params or None))
+
+    def has_table(self, name: str) -> bool:
+        if not self.path.exists():
+            return False
+        with self.connect(read_only=True) as con:
+            return self._exists(con, name)
+
+    @staticmethod
+    def _exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+        found = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = 'main'", [name]
+        ).fetchall()
+        return bool(found[0][0])
+
+
+def _frame(relation: duckdb.DuckDBPyRelation) -> pl.DataFrame:
+    frame = pl.from_arrow(relation.to_arrow_table())
+    assert isinstance(frame, pl.DataFrame)
+    # DuckDB hands UTC timestamps back as "Etc/UTC"; keep the zone the tables were written with.
+    return frame.with_columns(
+        pl.col(n).dt.convert_time_zone("UTC") for n, t in frame.schema.items() if isinstance(t, pl.Datetime) and t.time_zone
+    )
+
+
+def _check_identifier(name: str) -> None:
+    if not _IDENTIFIER.match(name):
+        raise WarehouseError(f"not a valid table name: {name!r}")

@@ -1,0 +1,135 @@
+"""`mamcrawler`: run the main job, or print the missing books from the warehouse."""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import polars as pl
+
+from mamcrawler.warehouse import REPO_ROOT, TableNotFound, Warehouse, WarehouseError, default_warehouse_path
+
+MISSING_COLUMNS = ["missing_id", "author", "series", "position", "title", "reason", "priority", "status"]
+
+
+def ensure_dagster_home() -> Path:
+    """`DAGSTER_HOME`, or `data/dagster_home` with the project's dagster.yaml (SQLite storage)."""
+    if os.environ.get("DAGSTER_HOME"):
+        home = Path(os.environ["DAGSTER_HOME"])
+        home.mkdir(parents=True, exist_ok=True)
+        return home
+    home = REPO_ROOT / "data" / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def _format_table(frame: pl.DataFrame) -> str:
+    rows = [[("" if v is None else str(v)) for v in row] for row in frame.iter_rows()]
+    widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(frame.columns)]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(frame.columns), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def read_missing(warehouse: Warehouse) -> pl.DataFrame:
+    frame = warehouse.read_table("missing_books")
+    return frame.select(MISSING_COLUMNS).sort("author", "series", "priority", nulls_last=True)
+
+
+def render_missing(frame: pl.DataFrame, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(frame.to_dicts(), ensure_ascii=False, indent=2)
+    if fmt == "csv":
+        return frame.write_csv()
+    if frame.is_empty():
+        return "No missing books: every series in the library is complete as far as the library shows."
+    return _format_table(frame.drop("missing_id")) + f"\n\n{frame.height} missing books"
+
+
+def cmd_missing(args: argparse.Namespace) -> int:
+    warehouse = Warehouse(args.warehouse or default_warehouse_path())
+    try:
+        frame = read_missing(warehouse)
+    except TableNotFound:
+        print(
+            f"The warehouse at {warehouse.path} has no missing_books table yet. "
+            "Run `mamcrawler run` (or materialise the assets in the Dagster UI) first.",
+            file=sys.stderr,
+        )
+        return 2
+    except WarehouseError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    sys.stdout.write(render_missing(frame, args.format).rstrip("\n") + "\n")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if args.profile:
+        os.environ["MAMCRAWLER_PROFILE"] = args.profile
+    home = ensure_dagster_home()
+    from dagster import DagsterInstance
+
+    from pipelines.definitions import PROFILE, defs
+
+    print(f"Profile: {PROFILE.name} ({PROFILE.reason})")
+    if PROFILE.name == "demo":
+        print("  Set ABS_URL and ABS_API_KEY to read your own Audiobookshelf instead.")
+    print(f"Warehouse: {default_warehouse_path()}\nDagster home: {home}")
+    with DagsterInstance.get() as instance:
+        result = defs.resolve_job_def("refresh_library").execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        )
+    if not result.success:
+        failures = [e for e in result.all_events if e.is_failure]
+        for event in failures:
+            print(f"FAILED {event.step_key}: {event.message}", file=sys.stderr)
+        return 1
+    warehouse = Warehouse(default_warehouse_path())
+    books = warehouse.query("SELECT count(*) AS n FROM library_books")["n"][0]
+    missing = read_missing(warehouse)
+    summary = missing.group_by("author", "series").agg(
+        pl.len().alias("missing"), pl.col("position").sort().alias("positions")
+    ).sort("author", "series")
+    print(f"\nRun {result.run_id} succeeded: {books} books in the library, {missing.height} missing books.\n")
+    for row in summary.iter_rows(named=True):
+        print(f"  {row['author'] or '(no author)'} - {row['series']}: {row['missing']} missing ({_ranges(row['positions'])})")
+    print("\nFull list: mamcrawler missing --format table|csv|json")
+    return 0
+
+
+def _ranges(positions: list[int]) -> str:
+    """[3, 4, 5, 7] -> "3-5, 7"."""
+    parts: list[str] = []
+    start = prev = None
+    for p in [*positions, None]:
+        if start is not None and (p is None or p != prev + 1):
+            parts.append(str(start) if start == prev else f"{start}-{prev}")
+            start = None
+        if p is not None and start is None:
+            start = p
+        prev = p
+    return ", ".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mamcrawler", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="materialise the whole asset graph and print what was found")
+    run.add_argument("--profile", choices=["demo", "production"], help="default: demo unless ABS_URL is set")
+    run.set_defaults(func=cmd_run)
+    missing = sub.add_parser("missing", help="print the missing books from the warehouse")
+    missing.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    missing.add_argument("--warehouse", help="DuckDB file (default: MAMCRAWLER_WAREHOUSE or data/warehouse.duckdb)")
+    missing.set_defaults(func=cmd_missing)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

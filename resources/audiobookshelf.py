@@ -1,0 +1,203 @@
+"""Audiobookshelf (ABS) API client as a Dagster resource.
+
+Facts this code relies on (recorded from ABS 2.36.0, `shared/fixtures/abs/README.md`):
+list pages are 0-based `page` + `limit` and `offset` is ignored; without `sort` the
+order is whatever SQLite returns; `total` can be missing while a scan runs, so paging
+stops at the first empty page; list items are minified, so full items come from
+`POST /api/items/batch/get`; a 401 body is plain text "Unauthorized".
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from resources.http import send_with_retries
+from resources.replay.abs import AbsReplay
+
+
+class AbsError(Exception):
+    """Base class: anything that stops a library snapshot."""
+
+
+class AbsAuthError(AbsError):
+    """ABS rejected the API key."""
+
+
+class AbsUnreachableError(AbsError):
+    """No answer from the ABS host (DNS, refused connection, timeouts after retries)."""
+
+
+class AbsLibraryNotFoundError(AbsError):
+    """A configured library id does not exist on the server."""
+
+
+class AbsResponseError(AbsError):
+    """ABS answered with an unexpected status or body."""
+
+
+AUTH_HELP = (
+    "ABS rejected the API key (HTTP 401). Create one in ABS under Settings -> API Keys "
+    "(or POST /api/api-keys with \"isActive\": true: keys are created inactive by default) "
+    "and put it in the ABS_API_KEY environment variable."
+)
+
+
+@dataclass
+class LibraryFetch:
+    """What one snapshot fetched, with the numbers a person needs to trust it."""
+
+    items: list[dict[str, Any]] = field(default_factory=list)
+    libraries: list[dict[str, str]] = field(default_factory=list)
+    requests: int = 0
+    pages: int = 0
+    reported_total: int = 0
+    listed: int = 0
+    duplicate_ids: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+class AudiobookshelfResource(ConfigurableResource):
+    """Reads every book library (or `library_ids`) of one ABS server."""
+
+    base_url: str = Field(description="ABS server URL, e.g. http://127.0.0.1:13378")
+    api_key: str = Field(description="ABS API key (Settings -> API Keys, isActive: true)")
+    library_ids: list[str] = Field(default_factory=list, description="Only these libraries; empty = every book library")
+    page_size: int = Field(default=500, ge=1, le=5000)
+    batch_size: int = Field(default=100, ge=1, le=1000, description="Items per POST /api/items/batch/get")
+    timeout_s: float = 30.0
+    max_retries: int = 4
+    backoff_s: float = 0.5
+
+    def _transport(self) -> httpx.BaseTransport | None:
+        return None
+
+    @contextlib.contextmanager
+    def _client(self) -> Iterator[httpx.Client]:
+        with httpx.Client(
+            base_url=self.base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {self.api_key}", "Accept": "application/json"},
+            timeout=self.timeout_s,
+            transport=self._transport(),
+            follow_redirects=True,
+        ) as client:
+            yield client
+
+    def _call(self, client: httpx.Client, stats: LibraryFetch, method: str, path: str, **kwargs: Any) -> Any:
+        what = f"ABS {method} {path}"
+
+        def send() -> httpx.Response:
+            stats.requests += 1
+            return client.request(method, path, **kwargs)
+
+        try:
+            response = send_with_retries(send, what, max_retries=self.max_retries, backoff_s=self.backoff_s)
+        except (httpx.TransportError, httpx.TimeoutException) as exc:
+            raise AbsUnreachableError(
+                f"cannot reach ABS at {self.base_url} ({type(exc).__name__}); is ABS_URL right and the server up?"
+            ) from None
+        if response.status_code == 401:
+            raise AbsAuthError(AUTH_HELP)
+        if response.status_code == 404 and "/libraries/" in path:
+            raise AbsLibraryNotFoundError(f"ABS has no library with the id in {path}")
+        if response.status_code >= 400:
+            raise AbsResponseError(f"{what} answered HTTP {response.status_code}: {response.text[:200]}")
+        try:
+            return response.json()
+        except ValueError:
+            raise AbsResponseError(f"{what} did not answer JSON: {response.text[:200]}") from None
+
+    def _select_libraries(self, client: httpx.Client, stats: LibraryFetch) -> list[dict[str, Any]]:
+        libraries = self._call(client, stats, "GET", "/api/libraries").get("libraries") or []
+        if not self.library_ids:
+            return [lib for lib in libraries if lib.get("mediaType") == "book"]
+        known = {lib["id"]: lib for lib in libraries}
+        unknown = [i for i in self.library_ids if i not in known]
+        if unknown:
+            names = ", ".join(f"{lib.get('name')} ({lib['id']})" for lib in libraries) or "none"
+            raise AbsLibraryNotFoundError(f"no ABS library with id {', '.join(unknown)}; libraries: {names}")
+        return [known[i] for i in self.library_ids]
+
+    def fetch_items(self, progress: Callable[[str], None] = lambda _: None) -> LibraryFetch:
+        """Every expanded item of the selected book libraries."""
+        stats = LibraryFetch()
+        with self._client() as client:
+            for lib in self._select_libraries(client, stats):
+                stats.libraries.append({"id": lib["id"], "name": lib.get("name", "")})
+                ids = self._list_ids(client, stats, lib, progress)
+                for start in range(0, len(ids), self.batch_size):
+                    chunk = ids[start : start + self.batch_size]
+                    body = self._call(client, stats, "POST", "/api/items/batch/get", json={"libraryItemIds": chunk})
+                    stats.items.extend(body.get("libraryItems") or [])
+                    progress(f"{lib.get('name')}: fetched {min(start + len(chunk), len(ids))}/{len(ids)} full items")
+        return stats
+
+    def library_fingerprint(self) -> str:
+        """Cheap change marker: per library the item count and the newest item.
+
+        ABS cannot sort by `updatedAt`, so metadata edits inside ABS do not change it;
+        added and removed books do.
+        """
+        stats = LibraryFetch()
+        parts = []
+        with self._client() as client:
+            for lib in self._select_libraries(client, stats):
+                body = self._call(
+                    client, stats, "GET", f"/api/libraries/{lib['id']}/items",
+                    params={"limit": 1, "page": 0, "sort": "addedAt", "desc": 1},
+                )
+                newest = (body.get("results") or [{}])[0]
+                parts.append(f"{lib['id']}:{body.get('total')}:{newest.get('id')}:{newest.get('addedAt')}")
+        return ";".join(parts)
+
+    def _list_ids(
+        self, client: httpx.Client, stats: LibraryFetch, lib: dict[str, Any], progress: Callable[[str], None]
+    ) -> list[str]:
+        ids: dict[str, None] = {}
+        reported: int | None = None
+        page = 0
+        while True:
+            body = self._call(
+                client,
+                stats,
+                "GET",
+                f"/api/libraries/{lib['id']}/items",
+                # addedAt ascending: items a running scan adds land on later pages.
+                params={"limit": self.page_size, "page": page, "sort": "addedAt"},
+            )
+            results = body.get("results") or []
+            stats.pages += 1
+            if isinstance(body.get("total"), int):
+                reported = body["total"]
+            if not results:
+                break
+            for row in results:
+                if row.get("id") in ids:
+                    stats.duplicate_ids += 1
+                elif row.get("id"):
+                    ids[row["id"]] = None
+            progress(f"{lib.get('name')}: listed {len(ids)}/{reported if reported is not None else '?'} items")
+            page += 1
+        stats.listed += len(ids)
+        stats.reported_total += reported or 0
+        if reported is None:
+            stats.warnings.append(f"{lib.get('name')}: ABS sent no total (scan running?); listed {len(ids)} items")
+        elif reported != len(ids):
+            stats.warnings.append(f"{lib.get('name')}: ABS reported {reported} items but listed {len(ids)}")
+        return list(ids)
+
+
+class ReplayAudiobookshelfResource(AudiobookshelfResource):
+    """The demo library: the real client against the recorded ABS 2.36.0 responses."""
+
+    base_url: str = "http://abs.replay"
+    api_key: str = "demo-token"
+
+    def _transport(self) -> httpx.BaseTransport:
+        return httpx.MockTransport(AbsReplay(token=self.api_key))

@@ -1,0 +1,33 @@
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from resources.replay.abs import FIXTURES
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path, monkeypatch):
+    """Every test gets its own warehouse and no ABS settings from the developer's shell."""
+    for var in ("ABS_URL", "ABS_API_KEY", "ABS_LIBRARY_IDS", "MAMCRAWLER_PROFILE", "DAGSTER_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("MAMCRAWLER_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+
+
+@pytest.fixture
+def abs_items() -> list[dict]:
+    return json.loads((FIXTURES / "items_batch_get_all.json").read_text())["libraryItems"]
+
+
+def require_binary(path: str, package: str) -> None:
+    """Integration tests need real services; in CI their absence is a failure, not a skip."""
+    if shutil.which(path) or Path(path).exists():
+        return
+    message = f"{path} not found: install the Debian package {package} (scripts/system-deps.sh)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
