@@ -1,8 +1,7 @@
 """The MAMcrawler code location."""
 
-from __future__ import annotations
-
 import os
+from collections.abc import Mapping
 
 from dagster import Definitions
 
@@ -10,23 +9,27 @@ from assets.checks import table_checks
 from assets.completeness import missing_books
 from assets.library import abs_library_items, library_books
 from pipelines.jobs import refresh_library
-from pipelines.profiles import build_resources, resolve_profile
+from pipelines.profiles import Profile, build_resources, resolve_profile
 from schedules.library import build_library_refresh_schedule
 from sensors.abs_changes import build_abs_change_sensor
 
-PROFILE = resolve_profile()
 
-defs = Definitions(
-    assets=[abs_library_items, library_books, missing_books],
-    asset_checks=table_checks,
-    jobs=[refresh_library],
-    schedules=[
-        build_library_refresh_schedule(
-            refresh_library,
-            cron=os.environ.get("MAMCRAWLER_LIBRARY_CRON", "0 1 * * *"),
-            timezone=os.environ.get("MAMCRAWLER_TIMEZONE", "UTC"),
-        )
-    ],
-    sensors=[build_abs_change_sensor(refresh_library)],
-    resources=build_resources(PROFILE),
-)
+def build_definitions(profile: Profile, env: Mapping[str, str] = os.environ) -> Definitions:
+    return Definitions(
+        assets=[abs_library_items, library_books, missing_books],
+        asset_checks=table_checks,
+        jobs=[refresh_library],
+        schedules=[
+            build_library_refresh_schedule(
+                refresh_library,
+                cron=env.get("MAMCRAWLER_LIBRARY_CRON", "0 1 * * *"),
+                timezone=env.get("MAMCRAWLER_TIMEZONE", "UTC"),
+            )
+        ],
+        sensors=[build_abs_change_sensor(refresh_library)],
+        resources=build_resources(profile, env),
+    )
+
+
+PROFILE = resolve_profile()
+defs = build_definitions(PROFILE)

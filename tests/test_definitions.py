@@ -1,0 +1,87 @@
+"""Snapshot of the asset graph and of the environment switching."""
+
+import subprocess
+from pathlib import Path
+
+import polars as pl
+import pytest
+from dagster import AssetKey, EnvVar
+
+from mamcrawler.gaps import MISSING_SCHEMA
+from mamcrawler.schemas import MISSING_BOOKS, validate
+from pipelines.definitions import build_definitions
+from pipelines.profiles import Profile, ProfileError, resolve_profile
+from resources.audiobookshelf import AudiobookshelfResource, ReplayAudiobookshelfResource
+
+ROOT = Path(__file__).resolve().parent.parent
+
+GRAPH = {
+    "abs_library_items": ("library", set()),
+    "library_books": ("library", {"abs_library_items"}),
+    "missing_books": ("completeness", {"library_books"}),
+}
+CHECKS = {
+    ("abs_library_items", "abs_library_items_contract"),
+    ("library_books", "library_books_contract"),
+    ("missing_books", "missing_books_contract"),
+    ("missing_books", "no_owned_book_is_missing"),
+}
+
+
+def test_asset_graph_snapshot():
+    defs = build_definitions(Profile("demo", "test"))
+    graph = defs.resolve_asset_graph()
+    seen = {}
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        seen[key.to_user_string()] = (node.group_name, {p.to_user_string() for p in node.parent_keys})
+    assert seen == GRAPH
+    checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    assert checks == CHECKS
+    for key in graph.asset_check_keys:
+        assert graph.get(key).blocking, f"{key.name} must block downstream assets"
+    assert graph.get(AssetKey("missing_books")).pools == {"warehouse"}
+
+
+def test_jobs_schedules_sensors():
+    defs = build_definitions(Profile("demo", "test"), env={"MAMCRAWLER_LIBRARY_CRON": "30 2 * * *"})
+    assert defs.resolve_job_def("refresh_library") is not None
+    schedule = defs.resolve_schedule_def("library_refresh_nightly")
+    assert schedule.cron_schedule == "30 2 * * *" and schedule.execution_timezone == "UTC"
+    assert defs.resolve_sensor_def("abs_library_changes") is not None
+
+
+def test_profiles_resolve_in_one_place():
+    assert resolve_profile({}).name == "demo"
+    assert resolve_profile({"ABS_URL": "http://127.0.0.1:13378"}).name == "production"
+    assert resolve_profile({"ABS_URL": "x", "MAMCRAWLER_PROFILE": "demo"}).name == "demo"
+    with pytest.raises(ProfileError, match="demo, production"):
+        resolve_profile({"MAMCRAWLER_PROFILE": "staging"})
+
+
+def test_production_secrets_are_env_vars_not_values():
+    defs = build_definitions(Profile("production", "test"), env={"ABS_LIBRARY_IDS": "a, b"})
+    abs_client = defs.resources["abs_client"]
+    assert type(abs_client) is AudiobookshelfResource
+    assert abs_client.api_key == EnvVar("ABS_API_KEY") and abs_client.base_url == EnvVar("ABS_URL")
+    assert abs_client.library_ids == ["a", "b"]
+    assert isinstance(build_definitions(Profile("demo", "t")).resources["abs_client"], ReplayAudiobookshelfResource)
+
+
+def test_contract_catches_bad_missing_books():
+    good = pl.DataFrame(
+        {"missing_id": ["a", "b"], "series_id": ["s", "s"], "series": ["S", "S"], "author": ["A", "A"],
+         "position": [3, 3], "title": [None, None], "reason": ["series_gap", "gap"], "priority": [1, 0],
+         "status": ["identified", "lost"], "owned_positions": ["1", "1"],
+         "first_seen_at": [None, None], "updated_at": [None, None]},
+        schema=MISSING_SCHEMA,
+    )
+    result = validate(MISSING_BOOKS, good)
+    assert not result.passed and result.duplicate_keys == 1
+    assert set(result.failures["column"]) == {"reason", "priority", "status"}
+
+
+def test_dg_check_defs_passes():
+    out = subprocess.run([str(ROOT / ".venv/bin/dg"), "check", "defs"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "All definitions loaded successfully" in out.stdout + out.stderr
