@@ -7,4 +7,4 @@ cd "$ROOT"
 bash scripts/setup.sh
 DAGSTER_HOME=$(.venv/bin/python -c 'from pipelines.cli import ensure_dagster_home; print(ensure_dagster_home())')
 export DAGSTER_HOME
-exec .venv/bin/dagster dev -m pipelines.definitions -h 127.0.0.1 -p "${PORT:-3000}" "$@"
+exec .venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p "${PORT:-3000}" "$@"
