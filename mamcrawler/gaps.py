@@ -14,6 +14,8 @@ from typing import Any
 
 import polars as pl
 
+from mamcrawler.frames import bulk
+
 MISSING_SCHEMA: dict[str, pl.DataType] = {
     "missing_id": pl.Utf8,
     "series_id": pl.Utf8,
@@ -58,38 +60,47 @@ def series_memberships(books: pl.DataFrame) -> pl.DataFrame:
         .unnest("series")
         .filter(pl.col("series_key") != "")
     )
+    keys, authors_per_row = flat["series_key"].to_list(), flat["author_keys"].to_list()
     uf = _UnionFind()
-    for key, authors in zip(flat["series_key"], flat["author_keys"]):
+    sizes: Counter[str] = Counter()
+    for key, authors in zip(keys, authors_per_row):
         nodes = [f"{key}\x1f{a}" for a in authors]
-        for node in nodes[1:]:
+        for node in nodes:
             uf.union(nodes[0], node)
-        if nodes:
-            uf.find(nodes[0])
+    for key, authors in zip(keys, authors_per_row):
+        if authors:
+            sizes[uf.find(f"{key}\x1f{authors[0]}")] += 1
     # Books without an author join the series' largest author group.
     largest: dict[str, str] = {}
-    sizes = Counter(uf.find(f"{k}\x1f{a[0]}") for k, a in zip(flat["series_key"], flat["author_keys"]) if len(a))
     for root, _ in sizes.most_common():
         largest.setdefault(root.split("\x1f", 1)[0], root)
-    ids = []
-    for key, authors in zip(flat["series_key"], flat["author_keys"]):
-        root = uf.find(f"{key}\x1f{authors[0]}") if len(authors) else largest.get(key, f"{key}\x1f")
-        ids.append(root.replace("\x1f", "|"))
+    ids = [
+        (uf.find(f"{key}\x1f{authors[0]}") if authors else largest.get(key, f"{key}\x1f")).replace("\x1f", "|")
+        for key, authors in zip(keys, authors_per_row)
+    ]
     return flat.with_columns(pl.Series("series_id", ids, dtype=pl.Utf8))
 
 
-def _owned_main_positions(group: pl.DataFrame) -> set[int]:
-    owned: set[int] = set()
-    for kind, key, lo, hi in zip(group["kind"], group["sort_key"], group["range_lo"], group["range_hi"]):
+def _owned_by_series(memberships: pl.DataFrame) -> dict[str, set[int]]:
+    owned: dict[str, set[int]] = defaultdict(set)
+    columns = memberships.select("series_id", "kind", "sort_key", "range_lo", "range_hi").iter_rows()
+    for series_id, kind, key, lo, hi in columns:
         if kind == "main":
-            owned.add(int(key))
+            owned[series_id].add(int(key))
         elif kind == "omnibus":
-            owned.update(range(int(lo), int(hi) + 1))
+            owned[series_id].update(range(int(lo), int(hi) + 1))
     return owned
 
 
-def _most_common(values: list[Any]) -> Any:
-    values = [v for v in values if v]
-    return Counter(values).most_common(1)[0][0] if values else None
+def _most_common_by_series(memberships: pl.DataFrame, column: str) -> dict[str, Any]:
+    counts = (
+        memberships.drop_nulls(column)
+        .group_by("series_id", column)
+        .len()
+        .sort(["series_id", "len", column], descending=[False, True, False])
+        .unique("series_id", keep="first")
+    )
+    return dict(zip(counts["series_id"].to_list(), counts[column].to_list()))
 
 
 def missing_id(series_id: str, position: int) -> str:
@@ -103,37 +114,26 @@ def find_series_gaps(books: pl.DataFrame, now: datetime | None = None) -> pl.Dat
     range. `priority` ranks the gaps within a series: the first gap after the books
     read in order comes first (1), the rest follow in reading order.
     """
-    now = now or datetime.now(UTC)
+    with bulk():
+        return _find_series_gaps(books, now or datetime.now(UTC))
+
+
+def _find_series_gaps(books: pl.DataFrame, now: datetime) -> pl.DataFrame:
     memberships = series_memberships(books)
-    rows: list[dict[str, Any]] = []
-    for (series_id,), group in memberships.group_by("series_id", maintain_order=True):
-        owned = _owned_main_positions(group)
-        if not owned:
-            continue
+    names = _most_common_by_series(memberships, "series")
+    authors = _most_common_by_series(memberships, "author")
+    rows: list[tuple] = []
+    for series_id, owned in _owned_by_series(memberships).items():
         gaps = sorted(set(range(1, max(owned) + 1)) - owned)
         if not gaps:
             continue
-        series = _most_common(group["series"].to_list())
-        author = _most_common(group["author"].to_list())
         owned_text = ", ".join(str(p) for p in sorted(owned))
         for priority, position in enumerate(gaps, start=1):
-            rows.append(
-                {
-                    "missing_id": missing_id(series_id, position),
-                    "series_id": series_id,
-                    "series": series,
-                    "author": author,
-                    "position": position,
-                    "title": None,
-                    "reason": "series_gap",
-                    "priority": priority,
-                    "status": "identified",
-                    "owned_positions": owned_text,
-                    "first_seen_at": now,
-                    "updated_at": now,
-                }
-            )
-    return pl.DataFrame(rows, schema=MISSING_SCHEMA).sort("series", "position")
+            rows.append((
+                missing_id(series_id, position), series_id, names[series_id], authors.get(series_id), position,
+                None, "series_gap", priority, "identified", owned_text, now, now,
+            ))
+    return pl.DataFrame(rows, schema=MISSING_SCHEMA, orient="row").sort("series", "position")
 
 
 def carry_lifecycle(fresh: pl.DataFrame, previous: pl.DataFrame | None) -> pl.DataFrame:
@@ -158,10 +158,7 @@ def carry_lifecycle(fresh: pl.DataFrame, previous: pl.DataFrame | None) -> pl.Da
 
 def owned_positions(books: pl.DataFrame) -> pl.DataFrame:
     """(series_id, position) of every owned main-line position: what must never be missing."""
-    memberships = series_memberships(books)
-    out: dict[str, set[int]] = defaultdict(set)
-    for (series_id,), group in memberships.group_by("series_id"):
-        out[series_id] |= _owned_main_positions(group)
+    owned = _owned_by_series(series_memberships(books))
     return pl.DataFrame(
-        [(s, p) for s, ps in out.items() for p in ps], schema={"series_id": pl.Utf8, "position": pl.Int64}, orient="row"
+        [(s, p) for s, ps in owned.items() for p in ps], schema={"series_id": pl.Utf8, "position": pl.Int64}, orient="row"
     )

@@ -14,6 +14,7 @@ from typing import Any
 
 import polars as pl
 
+from mamcrawler.frames import bulk, frame_from_rows
 from mamcrawler.names import author_key, clean_text, clean_title, display_author, series_key, split_authors, title_key
 from mamcrawler.positions import parse_position
 from mamcrawler.series_recovery import from_folder, from_subtitle, from_title
@@ -124,6 +125,11 @@ def _opt(value: Any) -> str | None:
 
 def snapshot_rows(items: list[dict[str, Any]], skipped: Skipped) -> pl.DataFrame:
     """Flatten expanded ABS items (batch/get shape) into the snapshot table."""
+    with bulk():
+        return _snapshot_rows(items, skipped)
+
+
+def _snapshot_rows(items: list[dict[str, Any]], skipped: Skipped) -> pl.DataFrame:
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     for item in items:
@@ -175,7 +181,7 @@ def snapshot_rows(items: list[dict[str, Any]], skipped: Skipped) -> pl.DataFrame
                 "is_missing": bool(item.get("isMissing")),
             }
         )
-    return pl.DataFrame(rows, schema=SNAPSHOT_SCHEMA)
+    return frame_from_rows(rows, SNAPSHOT_SCHEMA)
 
 
 _YEAR = re.compile(r"^\s*(\d{4})")
@@ -284,8 +290,9 @@ def normalise_book(row: dict[str, Any], skipped: Skipped) -> dict[str, Any] | No
 
 def normalise_library(snapshot: pl.DataFrame, skipped: Skipped) -> pl.DataFrame:
     """The snapshot table -> `library_books`; duplicates of the same book are flagged."""
-    books = [b for row in snapshot.iter_rows(named=True) if (b := normalise_book(row, skipped)) is not None]
-    frame = pl.DataFrame(books, schema=BOOKS_SCHEMA)
+    with bulk():
+        books = [b for row in snapshot.iter_rows(named=True) if (b := normalise_book(row, skipped)) is not None]
+        frame = frame_from_rows(books, BOOKS_SCHEMA)
     dup = pl.col("dedup_key").count().over("dedup_key") > 1
     return frame.with_columns(
         pl.when(dup).then(pl.col("flags").list.concat(pl.lit(["duplicate_book"]))).otherwise(pl.col("flags")).alias("flags")

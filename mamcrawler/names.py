@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 # Characters NFKD does not decompose into a base letter + combining mark.
 _TRANSLITERATE = str.maketrans(
@@ -31,16 +32,19 @@ _NOISE_BRACKETS = re.compile(
     rf"\s*[\(\[\{{]\s*(?:{_NOISE_WORDS})(?:\s*[,/;-]\s*(?:{_NOISE_WORDS}))*\s*[\)\]\}}]", re.IGNORECASE
 )
 _NOISE_TRAILING = re.compile(r"\s*[-:]\s*(?:unabridged|audiobook)\s*$", re.IGNORECASE)
-_SPACES = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def fold(text: str | None) -> str:
     """Lower-case ASCII words separated by single spaces; "" for nothing."""
-    if not text:
-        return ""
-    text = unicodedata.normalize("NFKD", text.translate(_TRANSLITERATE))
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return _fold(text) if text else ""
+
+
+@lru_cache(maxsize=262_144)  # author and series names repeat across a library
+def _fold(text: str) -> str:
+    if not text.isascii():
+        text = unicodedata.normalize("NFKD", text.translate(_TRANSLITERATE))
+        text = "".join(ch for ch in text if not unicodedata.combining(ch))
     text = text.lower().replace("&", " and ").replace("'", "")
     return _NON_WORD.sub(" ", text).strip()
 
@@ -49,12 +53,16 @@ def clean_text(text: str | None) -> str:
     """Collapse whitespace and drop control characters, keeping everything else."""
     if not text:
         return ""
-    return _SPACES.sub(" ", _CONTROL.sub(" ", text)).strip()
+    if not text.isprintable():
+        text = _CONTROL.sub(" ", text)
+    return " ".join(text.split())
 
 
 def clean_title(title: str | None) -> str:
     """A display title without release noise such as "(Unabridged)" or "[m4b]"."""
     text = clean_text(title)
+    if not any(ch in text for ch in "([{-:"):
+        return text
     previous = None
     while previous != text:
         previous = text
