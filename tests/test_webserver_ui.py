@@ -26,11 +26,13 @@ CHROMIUM_ARGS = [
 
 
 @contextlib.contextmanager
-def webserver(home: Path):
+def webserver(home: Path, command: str = "dagster-webserver"):
+    """Start `dagster-webserver` (or `dagster dev`) on a free loopback port; stop its whole process group."""
     port = free_port()
     log = (home / "webserver.log").open("w")
+    args = ["dev"] if command == "dagster" else []
     proc = subprocess.Popen(
-        [str(ROOT / ".venv/bin/dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
+        [str(ROOT / ".venv/bin" / command), *args, "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
         cwd=ROOT, env={**os.environ, "DAGSTER_HOME": str(home)}, stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group, so the whole tree stops with it
     )
@@ -46,6 +48,8 @@ def webserver(home: Path):
             time.sleep(0.5)
         yield url
     finally:
+        # `dagster dev` ignores SIGTERM sent from a non-interactive shell unless it leads its
+        # own session: start_new_session above, then signal the whole group.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -92,3 +96,24 @@ def test_lineage_and_materialisation_metadata_in_the_ui(tmp_path, monkeypatch):
         assert "45" in body and "Discworld" in body and "demo" in body
         page.screenshot(path=str(ARTIFACTS / "missing_books.png"), full_page=True)
         browser.close()
+
+
+@pytest.mark.service
+def test_dagster_dev_serves_the_code_location_and_stops(tmp_path):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
+    with webserver(home, command="dagster") as url:
+        query = "{ assetNodes { assetKey { path } groupName } }"
+        deadline = time.monotonic() + 120
+        while True:  # the code server loads after the webserver answers
+            nodes = httpx.post(f"{url}/graphql", json={"query": query}, timeout=10).json()["data"]["assetNodes"]
+            if nodes or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert {(n["assetKey"]["path"][0], n["groupName"]) for n in nodes} == {
+            ("abs_library_items", "library"), ("library_books", "library"), ("missing_books", "completeness"),
+        }
+        port = url.rsplit(":", 1)[1]
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=2)
