@@ -77,6 +77,30 @@ class Warehouse:
                 raise WarehouseError(f"writing table {name} failed, the previous version is kept: {exc}") from exc
         return frame.height
 
+    def upsert(
+        self, name: str, frame: pl.DataFrame, key: tuple[str, ...], expire_before: tuple[str, object] | None = None
+    ) -> int:
+        """Insert or replace rows by `key` in one transaction; optionally drop rows older than a time."""
+        _check_identifier(name)
+        for column in (*key, *(expire_before[:1] if expire_before else ())):
+            _check_identifier(column)
+        match = " AND ".join(f't."{k}" = i."{k}"' for k in key)
+        with self.connect() as con:
+            try:
+                con.register("_incoming", frame.to_arrow())
+                con.execute("BEGIN TRANSACTION")
+                con.execute(f'CREATE TABLE IF NOT EXISTS "{name}" AS SELECT * FROM _incoming LIMIT 0')
+                con.execute(f'DELETE FROM "{name}" t USING _incoming i WHERE {match}')
+                if expire_before:
+                    con.execute(f'DELETE FROM "{name}" WHERE "{expire_before[0]}" < ?', [expire_before[1]])
+                con.execute(f'INSERT INTO "{name}" BY NAME SELECT * FROM _incoming')
+                con.execute("COMMIT")
+            except Exception as exc:
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
+                raise WarehouseError(f"updating table {name} failed, the previous version is kept: {exc}") from exc
+        return frame.height
+
     def read_table(self, name: str, columns: list[str] | None = None) -> pl.DataFrame:
         _check_identifier(name)
         cols = ", ".join(f'"{c}"' for c in columns) if columns else "*"

@@ -1,0 +1,412 @@
+"""What every metadata provider resource shares: pacing, retries, caching, counting, errors.
+
+A provider subclass only builds requests and parses answers (`search`). This base:
+- paces requests with a token bucket per process (the `metadata_providers` Dagster pool
+  keeps concurrent runs from adding their own buckets on top),
+- retries 5xx and timeouts with backoff and honours `Retry-After` on 429 (the wait is
+  counted as throttled seconds), never retries other 4xx,
+- caches answers in the warehouse with a time-to-live (`ResponseCache`), so a monthly full
+  refresh does not repeat yesterday's requests,
+- rejects answers that are not JSON (HTML error pages with status 200, wrong content
+  types, truncated bodies, bodies over `max_body_bytes`) with a counted reason.
+Errors never carry request headers or query strings: keys and tokens stay out of logs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+import httpx
+import polars as pl
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from mamcrawler.candidates import BookQuery, Candidate, sanitise
+from mamcrawler.warehouse import Warehouse
+from resources.http import RETRY_STATUS
+
+PROVIDER_POOL = "metadata_providers"
+
+
+class ProviderError(Exception):
+    """Base: a provider call failed."""
+
+
+class ProviderAuthError(ProviderError):
+    """The provider rejected our credentials (401/403)."""
+
+
+class ProviderQuotaError(ProviderError):
+    """A daily budget is spent; the run stops asking this provider and resumes another day."""
+
+
+class ProviderUnavailableError(ProviderError):
+    """Unreachable, timing out or answering 5xx after retries."""
+
+
+class ProviderResponseError(ProviderError):
+    """An answer that is not the JSON the provider documents."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class TokenBucket:
+    """`rate` tokens per second, at most `burst` saved up; thread-safe."""
+
+    def __init__(self, rate: float, burst: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst, self.clock = rate, max(1.0, burst), clock
+        self.tokens = self.burst
+        self.stamp = clock()
+        self.lock = threading.Lock()
+
+    def acquire(self, sleep: Callable[[float], None] = time.sleep) -> float:
+        """Take one token, sleeping until there is one; returns the seconds slept."""
+        waited = 0.0
+        while True:
+            with self.lock:
+                now = self.clock()
+                self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+                self.stamp = now
+                if self.tokens >= 1:
+                    self.tokens -= 1
+                    return waited
+                delay = (1 - self.tokens) / self.rate
+            sleep(delay)
+            waited += delay
+
+    def pause(self, seconds: float) -> None:
+        """After a 429: no token for `seconds`, for every thread."""
+        with self.lock:
+            self.tokens = min(self.tokens, 0.0) - seconds * self.rate
+
+
+@dataclass
+class ProviderStats:
+    requests: int = 0
+    cache_hits: int = 0
+    errors: int = 0
+    throttled_s: float = 0.0
+    rate_limited: int = 0  # 429 answers received
+    skipped: Counter = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, **amounts: float) -> None:
+        with self.lock:
+            for key, value in amounts.items():
+                setattr(self, key, getattr(self, key) + value)
+
+    def skip(self, reason: str) -> None:
+        with self.lock:
+            self.skipped[reason] += 1
+
+    def as_metadata(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests, "cache_hits": self.cache_hits, "errors": self.errors,
+            "throttled_seconds": round(self.throttled_s, 2), "rate_limited_answers": self.rate_limited,
+            "skipped": dict(self.skipped),
+        }
+
+
+CACHE_TABLE = "provider_cache"
+CACHE_SCHEMA = {"provider": pl.Utf8, "request_key": pl.Utf8, "body": pl.Utf8, "fetched_at": pl.Datetime("us", "UTC")}
+
+
+class ResponseCache:
+    """Provider answers kept in the warehouse with a time-to-live.
+
+    Loaded once per run and written back once at the end (DuckDB allows one writer:
+    no per-request writes while other steps wait for the pool).
+    """
+
+    def __init__(self, warehouse: Warehouse | None, ttl: timedelta, now: datetime | None = None) -> None:
+        self.warehouse, self.ttl = warehouse, ttl
+        self.now = now or datetime.now(UTC)
+        self.entries: dict[tuple[str, str], str] = {}
+        self.fresh: dict[tuple[str, str], str] = {}
+        self.lock = threading.Lock()
+        if warehouse is not None and warehouse.has_table(CACHE_TABLE):
+            rows = warehouse.query(
+                f"SELECT provider, request_key, body FROM {CACHE_TABLE} WHERE fetched_at >= ?", [self.now - ttl]
+            )
+            self.entries = {(p, k): b for p, k, b in rows.iter_rows()}
+
+    def get(self, provider: str, key: str) -> Any | None:
+        body = self.entries.get((provider, key))
+        return None if body is None else json.loads(body)
+
+    def put(self, provider: str, key: str, value: Any) -> None:
+        body = json.dumps(value, separators=(",", ":"))
+        with self.lock:
+            self.entries[(provider, key)] = body
+            self.fresh[(provider, key)] = body
+
+    def flush(self) -> int:
+        """Write this run's new answers; drop expired ones. Returns rows written."""
+        if self.warehouse is None or not self.fresh:
+            return 0
+        frame = pl.DataFrame(
+            [(p, k, b, self.now) for (p, k), b in self.fresh.items()], schema=CACHE_SCHEMA, orient="row"
+        )
+        self.warehouse.upsert(CACHE_TABLE, frame, key=("provider", "request_key"), expire_before=("fetched_at", self.now - self.ttl))
+        written = len(self.fresh)
+        self.fresh.clear()
+        return written
+
+
+BUDGET_TABLE = "provider_budget"
+
+
+class DailyBudget:
+    """Requests spent per provider per UTC day, kept in the warehouse across runs.
+
+    When a provider's budget is spent, `spend` raises `ProviderQuotaError`: the run stops
+    asking that provider and the next day's run carries on where it stopped.
+    """
+
+    def __init__(self, warehouse: Warehouse | None, today: str | None = None) -> None:
+        self.warehouse = warehouse
+        self.today = today or datetime.now(UTC).date().isoformat()
+        self.used: Counter = Counter()
+        self.lock = threading.Lock()
+        if warehouse is not None and warehouse.has_table(BUDGET_TABLE):
+            rows = warehouse.query(f"SELECT provider, used FROM {BUDGET_TABLE} WHERE day = ?", [self.today])
+            self.used.update(dict(rows.iter_rows()))
+
+    def spend(self, provider: str, limit: int | None) -> None:
+        with self.lock:
+            if limit is not None and self.used[provider] >= limit:
+                raise ProviderQuotaError(
+                    f"{provider}: the daily budget of {limit} requests is spent; the rest waits for tomorrow (UTC)"
+                )
+            self.used[provider] += 1
+
+    def save(self) -> None:
+        if self.warehouse is None or not self.used:
+            return
+        frame = pl.DataFrame(
+            [(p, self.today, n) for p, n in self.used.items()],
+            schema={"provider": pl.Utf8, "day": pl.Utf8, "used": pl.Int64}, orient="row",
+        )
+        self.warehouse.upsert(BUDGET_TABLE, frame, key=("provider", "day"))
+
+
+class MetadataProvider(ConfigurableResource):
+    """Base of every metadata provider resource. `enabled=False` (no URL or key) skips it."""
+
+    name: ClassVar[str] = "provider"
+    base_url: str = ""
+    requests_per_second: float = Field(default=1.0, gt=0)
+    burst: float = 1.0
+    concurrency: int = Field(default=4, ge=1, le=32, description="Requests in flight at once")
+    timeout_s: float = 20.0
+    max_retries: int = 3
+    backoff_s: float = 1.0
+    max_body_bytes: int = 5_000_000
+    weight: float = Field(default=1.0, description="How much this provider's answers count in the consensus")
+
+    daily_budget: int | None = Field(default=None, description="Requests allowed per UTC day (Google Books: about 1,000)")
+
+    @property
+    def provider_name(self) -> str:
+        """The name on candidates, stats, cache keys and weights (custom servers have their own)."""
+        return self.name
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.base_url)
+
+    @property
+    def disabled_reason(self) -> str:
+        return f"{self.provider_name}: not configured (no URL), skipped"
+
+    # --- what subclasses implement -------------------------------------------------
+    def search(self, session: ProviderSession, query: BookQuery) -> list[Candidate]:
+        raise NotImplementedError
+
+    def _headers(self) -> dict[str, str]:
+        return {}
+
+    def _transport(self) -> httpx.BaseTransport | None:
+        return None
+
+    def _classify(self, response: httpx.Response) -> ProviderError | None:
+        """Map an error answer to our errors; subclasses add quirks (Google's 403 quota)."""
+        if response.status_code in (401, 403):
+            return ProviderAuthError(f"{self.provider_name} rejected the credentials (HTTP {response.status_code})")
+        if response.status_code >= 500 or response.status_code == 429:
+            return ProviderUnavailableError(f"{self.provider_name} answered HTTP {response.status_code} after retries")
+        if response.status_code >= 400:
+            return ProviderResponseError(f"{self.provider_name} answered HTTP {response.status_code}", "http_error")
+        return None
+
+    # --- the shared machinery ------------------------------------------------------
+    @contextlib.contextmanager
+    def session(
+        self, cache: ResponseCache | None = None, stats: ProviderStats | None = None, budget: DailyBudget | None = None
+    ) -> Iterator[ProviderSession]:
+        with httpx.Client(
+            base_url=self.base_url.rstrip("/"),
+            headers={"Accept": "application/json", **self._headers()},
+            timeout=self.timeout_s,
+            transport=self._transport(),
+            follow_redirects=True,
+        ) as client:
+            yield ProviderSession(self, client, cache, stats or ProviderStats(), budget)
+
+    def enrich(
+        self,
+        queries: list[BookQuery],
+        cache: ResponseCache | None = None,
+        budget: DailyBudget | None = None,
+        progress: Callable[[str], None] = lambda _: None,
+    ) -> tuple[dict[str, list[Candidate]], ProviderStats, list[str]]:
+        """Search every query, `concurrency` at a time; returns candidates per item, stats, errors.
+
+        A spent quota stops this provider for the rest of the run (the other items are left
+        for the next run); any other error is counted against its item and the run goes on.
+        """
+        stats = ProviderStats()
+        found: dict[str, list[Candidate]] = {}
+        errors: list[str] = []
+        stop = threading.Event()
+
+        def one(session: ProviderSession, query: BookQuery) -> None:
+            if stop.is_set():
+                return
+            try:
+                raw = self.search(session, query)
+            except ProviderQuotaError as exc:
+                stop.set()
+                errors.append(str(exc))
+                return
+            except ProviderError as exc:
+                stats.add(errors=1)
+                stats.skip(getattr(exc, "reason", type(exc).__name__))
+                errors.append(f"{query.item_id}: {exc}")
+                return
+            kept = []
+            for candidate in raw:
+                clean, reasons = sanitise(candidate)
+                for reason in reasons:
+                    stats.skip(reason)
+                if clean is not None:
+                    kept.append(clean)
+            found[query.item_id] = kept
+
+        with self.session(cache, stats, budget) as session, ThreadPoolExecutor(self.concurrency) as pool:
+            for done, _ in enumerate(pool.map(lambda q: one(session, q), queries), start=1):
+                if done % 100 == 0 or done == len(queries):
+                    progress(f"{self.provider_name}: {done}/{len(queries)} books, {stats.requests} requests, {stats.cache_hits} cache hits")
+        return found, stats, errors
+
+
+_buckets: dict[tuple[str, str], TokenBucket] = {}
+_buckets_lock = threading.Lock()
+
+
+def _bucket(provider: MetadataProvider) -> TokenBucket:
+    """One bucket per provider and URL in this process, shared by all its sessions."""
+    key = (provider.provider_name, provider.base_url)
+    with _buckets_lock:
+        bucket = _buckets.get(key)
+        if bucket is None or bucket.rate != provider.requests_per_second:
+            bucket = _buckets[key] = TokenBucket(provider.requests_per_second, provider.burst)
+        return bucket
+
+
+class ProviderSession:
+    """One run's connection to one provider: `get_json` / `post_json` with all the rules."""
+
+    def __init__(
+        self,
+        provider: MetadataProvider,
+        client: httpx.Client,
+        cache: ResponseCache | None,
+        stats: ProviderStats,
+        budget: DailyBudget | None = None,
+    ):
+        self.provider, self.client, self.cache, self.stats, self.budget = provider, client, cache, stats, budget
+        self.bucket = _bucket(provider)
+
+    def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        return self._call("GET", path, params=dict(params or {}))
+
+    def post_json(self, path: str, body: Mapping[str, Any]) -> Any:
+        return self._call("POST", path, json=dict(body))
+
+    def _call(self, method: str, path: str, params: dict | None = None, json: dict | None = None) -> Any:
+        name = self.provider.provider_name
+        key = _request_key(method, path, params, json)
+        if self.cache is not None and (hit := self.cache.get(name, key)) is not None:
+            self.stats.add(cache_hits=1)
+            return hit
+        attempt = 0
+        while True:
+            if self.budget is not None:
+                self.budget.spend(name, self.provider.daily_budget)
+            self.stats.add(throttled_s=self.bucket.acquire())
+            self.stats.add(requests=1)
+            try:
+                response = self.client.request(method, path, params=params, json=json)
+            except (httpx.TransportError, httpx.TimeoutException) as exc:
+                if attempt >= self.provider.max_retries:
+                    raise ProviderUnavailableError(f"{name}: no answer from {self.provider.base_url} ({type(exc).__name__})") from None
+                time.sleep(min(30.0, self.provider.backoff_s * 2**attempt))
+                attempt += 1
+                continue
+            if response.status_code in RETRY_STATUS and attempt < self.provider.max_retries:
+                wait = _retry_after(response)
+                if response.status_code == 429:
+                    self.stats.add(rate_limited=1)
+                    wait = wait if wait is not None else self.provider.backoff_s * 2**attempt
+                    self.bucket.pause(wait)
+                    self.stats.add(throttled_s=wait)
+                    time.sleep(wait)
+                else:
+                    time.sleep(min(30.0, wait if wait is not None else self.provider.backoff_s * 2**attempt))
+                attempt += 1
+                continue
+            break
+        if (error := self.provider._classify(response)) is not None:
+            raise error
+        value = _json_body(name, response, self.provider.max_body_bytes)
+        if self.cache is not None:
+            self.cache.put(name, key, value)
+        return value
+
+
+def _request_key(method: str, path: str, params: dict | None, body: dict | None) -> str:
+    text = json.dumps([method, path, sorted((params or {}).items()), body], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return min(300.0, max(0.0, float(value))) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _json_body(name: str, response: httpx.Response, max_bytes: int) -> Any:
+    if len(response.content) > max_bytes:
+        raise ProviderResponseError(f"{name}: answer of {len(response.content)} bytes is over the limit", "body_too_large")
+    content_type = response.headers.get("Content-Type", "")
+    if "json" not in content_type.lower():
+        raise ProviderResponseError(f"{name}: answered {content_type or 'no content type'}, not JSON", "not_json")
+    try:
+        return response.json()
+    except ValueError:
+        raise ProviderResponseError(f"{name}: answer is not valid JSON (truncated?)", "bad_json") from None
