@@ -3,7 +3,7 @@
 
 from dagster import AssetCheckResult, AssetChecksDefinition, MetadataValue, asset_check
 
-from assets.metadata import markdown_table
+from assets.presentation import markdown_table
 from mamcrawler.gaps import owned_positions
 from mamcrawler.schemas import CONTRACTS, TableContract, validate
 from resources.warehouse import WAREHOUSE_POOL, WarehouseResource

@@ -7,7 +7,7 @@ import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from assets.library import library_books
-from assets.metadata import counts_table, markdown_table, table_metadata
+from assets.presentation import counts_table, markdown_table, table_metadata
 from mamcrawler.gaps import carry_lifecycle, find_series_gaps
 from resources.profile import ProfileResource
 from resources.warehouse import WAREHOUSE_POOL, WarehouseResource

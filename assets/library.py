@@ -5,7 +5,7 @@ from collections import Counter
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from assets.metadata import counts_table, table_metadata
+from assets.presentation import counts_table, table_metadata
 from mamcrawler.library import Skipped, normalise_library, snapshot_rows
 from resources.audiobookshelf import AudiobookshelfResource
 from resources.profile import ProfileResource

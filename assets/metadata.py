@@ -1,53 +1,237 @@
-"""Materialisation metadata a person can read in the UI: counts, previews, the profile."""
+"""Group `metadata`: provider candidates, the consensus per field, and the write-back to ABS.
 
+All three assets are partitioned into fixed hash buckets of the item id (16 of them),
+with per-item state in the warehouse: a whole-library backfill is 16 partitions in one
+run (32 bookkeeping events) however large the library is, and one book can still be
+re-enriched alone (`item_ids` in the run config, its bucket as the partition).
+"""
 
-from collections.abc import Mapping
-from typing import Any
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
-from dagster import MetadataValue, TableColumn, TableSchema
+from dagster import (
+    AssetExecutionContext,
+    BackfillPolicy,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    StaticPartitionsDefinition,
+    asset,
+)
+from pydantic import Field
 
+from assets.library import library_books
+from assets.presentation import counts_table, markdown_table, table_metadata
+from mamcrawler.candidates import BookQuery
+from mamcrawler.enrichment import (
+    BUCKETS,
+    CANDIDATE_SCHEMA,
+    bucket_of,
+    candidate_frame,
+    enriched_frame,
+    owned_books,
+    state_frame,
+)
+from mamcrawler.writeback import current_values, plan_writeback
+from resources.audiobookshelf import AbsError, AudiobookshelfResource
+from resources.custom_provider import CustomProviders
+from resources.enrichment import EnrichmentSettings, collect_candidates
+from resources.metadata_provider import PROVIDER_POOL, DailyBudget, MetadataProvider, ResponseCache
 from resources.profile import ProfileResource
+from resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 
-_CELL = 60
+metadata_buckets = StaticPartitionsDefinition(list(BUCKETS))
 
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        value = ", ".join(_cell(v) for v in value)
-    elif isinstance(value, dict):
-        value = " ".join(f"{v}" for v in value.values() if v is not None)
-    text = str(value).replace("|", "\\|").replace("\n", " ")
-    return text if len(text) <= _CELL else text[: _CELL - 1] + "…"
+CORRECTIONS_SCHEMA = {
+    "item_id": pl.Utf8, "field": pl.Utf8, "old": pl.Utf8, "new": pl.Utf8, "provider": pl.Utf8,
+    "confidence": pl.Utf8, "reason": pl.Utf8, "mode": pl.Utf8, "corrected_at": pl.Datetime("us", "UTC"),
+}
 
 
-def markdown_table(frame: pl.DataFrame, limit: int = 10) -> str:
-    if frame.is_empty():
-        return "_no rows_"
-    head = frame.head(limit)
-    lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * len(head.columns)]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in head.iter_rows()]
-    if frame.height > limit:
-        lines.append(f"\n_{frame.height - limit} more rows_")
+class EnrichmentConfig(Config):
+    item_ids: list[str] = Field(default_factory=list, description="Only these books (they must be in the partition)")
+    only_new: bool = Field(default=False, description="Only books never enriched (METADATA_NEW)")
+    refresh: bool = Field(default=False, description="Ignore cached provider answers")
+
+
+def _in_buckets(frame: pl.DataFrame, buckets: list[str]) -> pl.DataFrame:
+    return frame.filter(pl.col("item_id").map_elements(bucket_of, return_dtype=pl.Utf8).is_in(buckets))
+
+
+@asset(
+    group_name="metadata",
+    partitions_def=metadata_buckets,
+    backfill_policy=BackfillPolicy.single_run(),
+    deps=[library_books],
+    pool=PROVIDER_POOL,
+    kinds={"duckdb", "polars"},
+)
+def book_metadata(
+    context: AssetExecutionContext,
+    config: EnrichmentConfig,
+    warehouse: WarehouseResource,
+    profile: ProfileResource,
+    enrichment: EnrichmentSettings,
+    audible: MetadataProvider,
+    audnexus: MetadataProvider,
+    hardcover: MetadataProvider,
+    google_books: MetadataProvider,
+    openlibrary: MetadataProvider,
+    custom_providers: CustomProviders,
+) -> MaterializeResult:
+    """Every provider's candidates for the books of these buckets, each with its match score."""
+    store = warehouse.get()
+    buckets = context.partition_keys
+    books = _in_buckets(store.read_table("library_books"), buckets)
+    state = store.read_optional("book_enrichment_state")
+    if config.only_new and state is not None:
+        books = books.filter(~pl.col("item_id").is_in(state["item_id"].implode()))
+    if config.item_ids:
+        unknown = set(config.item_ids) - set(books["item_id"])
+        if unknown:
+            raise ValueError(f"not in buckets {', '.join(buckets)}: {', '.join(sorted(unknown))} (see enriched_books.bucket)")
+        books = books.filter(pl.col("item_id").is_in(config.item_ids))
+    owned = owned_books(books)
+    queries = [BookQuery(b.item_id, b.title, b.authors[0] if b.authors else None, b.isbn, b.asin, b.duration_s) for b in owned]
+    context.log.info(f"enriching {len(queries)} books in buckets {', '.join(buckets)}")
+    cache = ResponseCache(store, timedelta(days=enrichment.cache_ttl_days), reuse=not config.refresh)
+    budget = DailyBudget(store)
+    providers = [audible, audnexus, hardcover, google_books, openlibrary, *custom_providers.providers()]
+    found, incomplete, stats, errors = collect_candidates(providers, queries, cache, budget, context.log.info)
+    now = datetime.now(UTC)
+    # Books some provider did not answer (errors, a spent quota) keep their previous rows.
+    complete = [q.item_id for q in queries if q.item_id not in incomplete]
+    done = pl.col("item_id").is_in(complete)
+    candidates = candidate_frame(owned, found, now).filter(done)
+    store.replace_rows("book_metadata", candidates, "item_id", complete)
+    store.replace_rows("book_enrichment_state", state_frame(owned, found, candidates, now).filter(done), "item_id", complete)
+    cached = cache.flush()
+    budget.save()
+    levels = Counter(
+        candidates.group_by("item_id").agg(pl.col("match_level").max())["match_level"].to_list()
+    ) if candidates.height else Counter()
+    return MaterializeResult(
+        metadata={
+            **table_metadata(candidates, profile, ["item_id", "provider", "title", "match_score", "match_level"]),
+            "books_asked": len(queries),
+            "books_updated": len(complete),
+            "books_left_for_next_run": len(incomplete),
+            "providers": MetadataValue.md(_stats_table(stats)),
+            "providers_skipped": MetadataValue.md("\n".join(f"- {p.disabled_reason}" for p in providers if not p.enabled) or "_none_"),
+            "errors": MetadataValue.md("\n".join(f"- {e}" for e in errors[:50]) or "_none_"),
+            "cache_rows_written": cached,
+            "best_match_levels": MetadataValue.md(counts_table(levels, "level")),
+        }
+    )
+
+
+def _stats_table(stats: dict) -> str:
+    if not stats:
+        return "_no provider was asked_"
+    lines = ["| provider | requests | cache hits | errors | throttled s | 429s | skipped |", "|---|---|---|---|---|---|---|"]
+    for name, s in stats.items():
+        m = s.as_metadata()
+        skipped = ", ".join(f"{k} {v}" for k, v in m["skipped"].items()) or "-"
+        lines.append(f"| {name} | {m['requests']} | {m['cache_hits']} | {m['errors']} | {m['throttled_seconds']} | {m['rate_limited_answers']} | {skipped} |")
     return "\n".join(lines)
 
 
-def counts_table(counts: Mapping[str, int], key: str = "reason") -> str:
-    if not counts:
-        return "_none_"
-    rows = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    return "\n".join([f"| {key} | count |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows])
+@asset(
+    group_name="metadata",
+    partitions_def=metadata_buckets,
+    backfill_policy=BackfillPolicy.single_run(),
+    deps=[book_metadata],
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb", "polars"},
+)
+def enriched_books(
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    profile: ProfileResource,
+    audible: MetadataProvider,
+    audnexus: MetadataProvider,
+    hardcover: MetadataProvider,
+    google_books: MetadataProvider,
+    openlibrary: MetadataProvider,
+    custom_providers: CustomProviders,
+) -> MaterializeResult:
+    """Best value per (book, field) with its provider, the providers that agree, and a confidence."""
+    store = warehouse.get()
+    buckets = context.partition_keys
+    candidates = store.read_optional("book_metadata")
+    candidates = (
+        candidates.filter(pl.col("bucket").is_in(buckets)) if candidates is not None else pl.DataFrame(schema=CANDIDATE_SCHEMA)
+    )
+    weights = {p.provider_name: p.weight for p in [audible, audnexus, hardcover, google_books, openlibrary, *custom_providers.providers()]}
+    table = enriched_frame(candidates, weights)
+    store.replace_rows("enriched_books", table, "bucket", buckets)
+    books = table.unique("item_id").select("book_confidence")["book_confidence"].to_list()
+    context.log.info(f"enriched_books: {table.height} field values for {len(books)} books")
+    return MaterializeResult(
+        metadata={
+            **table_metadata(table, profile, ["item_id", "field", "value_json", "provider", "confidence", "conflict"]),
+            "books": len(books),
+            "book_confidence": MetadataValue.md(counts_table(Counter(books), "confidence")),
+            "conflicting_fields": int(table["conflict"].sum()) if table.height else 0,
+            "conflicts": MetadataValue.md(markdown_table(table.filter(pl.col("conflict")).select("item_id", "field", "value_json", "alternatives_json"))),
+        }
+    )
 
 
-def table_metadata(
-    frame: pl.DataFrame, profile: ProfileResource, preview_columns: list[str] | None = None
-) -> dict[str, Any]:
-    preview = frame.select(preview_columns) if preview_columns else frame
-    return {
-        "dagster/row_count": frame.height,
-        "dagster/column_schema": TableSchema(columns=[TableColumn(n, str(t)) for n, t in frame.schema.items()]),
-        "preview": MetadataValue.md(markdown_table(preview)),
-        "profile": profile.name + (" (bundled sample library, nothing is sent anywhere)" if profile.is_demo else ""),
-    }
+@asset(
+    group_name="metadata",
+    partitions_def=metadata_buckets,
+    backfill_policy=BackfillPolicy.single_run(),
+    deps=[enriched_books],
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb"},
+)
+def abs_metadata_writeback(
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    profile: ProfileResource,
+    enrichment: EnrichmentSettings,
+    abs_client: AudiobookshelfResource,
+) -> MaterializeResult:
+    """Confident corrections sent to ABS (or, in a dry run, only recorded) in `metadata_corrections`."""
+    store = warehouse.get()
+    buckets = context.partition_keys
+    fields = store.read_optional("enriched_books")
+    snapshot = {r["item_id"]: r for r in store.read_table("abs_library_items").iter_rows(named=True)}
+    fields = fields.filter(pl.col("bucket").is_in(buckets)) if fields is not None else None
+    mode = "applied" if enrichment.writeback_enabled else "dry_run"
+    now = datetime.now(UTC)
+    rows, outcomes = [], Counter()
+    if fields is not None:
+        for (item_id,), group in fields.group_by("item_id", maintain_order=True):
+            if item_id not in snapshot:
+                outcomes["item no longer in ABS"] += 1
+                continue
+            body, corrections = plan_writeback(
+                item_id, current_values(snapshot[item_id]), group.to_dicts(), enrichment.writeback_min_confidence
+            )
+            if not body:
+                continue
+            outcome = mode
+            if enrichment.writeback_enabled:
+                try:
+                    outcome = "applied" if abs_client.update_media(item_id, body) else "unchanged"
+                except AbsError as exc:
+                    outcome = "failed"
+                    context.log.warning(f"{item_id}: {exc}")
+            outcomes[outcome] += 1
+            rows += [{**c.__dict__, "mode": outcome, "corrected_at": now} for c in corrections]
+    table = pl.DataFrame(rows, schema=CORRECTIONS_SCHEMA)
+    if table.height:
+        store.upsert("metadata_corrections", table, key=("item_id", "field", "corrected_at"))
+    context.log.info(f"write-back ({mode}): {dict(outcomes)}")
+    return MaterializeResult(
+        metadata={
+            **table_metadata(table, profile, ["item_id", "field", "old", "new", "provider", "confidence", "mode"]),
+            "mode": "dry run: nothing sent to ABS (set MAMCRAWLER_WRITEBACK=1 to apply)" if mode == "dry_run" else "applied to ABS",
+            "min_confidence": enrichment.writeback_min_confidence,
+            "books": MetadataValue.md(counts_table(outcomes, "outcome")),
+        }
+    )
+

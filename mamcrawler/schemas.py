@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pandera.polars as pa
 import polars as pl
 
+from mamcrawler.enrichment import CANDIDATE_SCHEMA, ENRICHED_SCHEMA, LEVELS
 from mamcrawler.gaps import LIFECYCLE, MISSING_SCHEMA
 from mamcrawler.library import BOOKS_SCHEMA, SNAPSHOT_SCHEMA
 
@@ -75,7 +76,42 @@ MISSING_BOOKS = TableContract(
     ("series_id", "position"),
 )
 
-CONTRACTS = {c.table: c for c in (ABS_LIBRARY_ITEMS, LIBRARY_BOOKS, MISSING_BOOKS)}
+BOOK_METADATA = TableContract(
+    "book_metadata",
+    pa.DataFrameSchema(
+        _columns(
+            CANDIDATE_SCHEMA,
+            item_id=pa.Column(pl.Utf8, nullable=False),
+            provider=pa.Column(pl.Utf8, nullable=False),
+            rank=pa.Column(pl.Int64, pa.Check.ge(1), nullable=False),
+            title=pa.Column(pl.Utf8, pa.Check.str_length(min_value=1), nullable=False),
+            match_score=pa.Column(pl.Float64, pa.Check.in_range(0, 100), nullable=False),
+            match_level=pa.Column(pl.Utf8, pa.Check.isin(list(LEVELS)), nullable=False),
+            year=pa.Column(pl.Int32, pa.Check.in_range(1400, 2100), nullable=True),
+            duration_s=pa.Column(pl.Float64, pa.Check.gt(0), nullable=True),
+        ),
+        strict=True,
+    ),
+    ("item_id", "provider", "rank"),
+)
+
+ENRICHED_BOOKS = TableContract(
+    "enriched_books",
+    pa.DataFrameSchema(
+        _columns(
+            ENRICHED_SCHEMA,
+            item_id=pa.Column(pl.Utf8, nullable=False),
+            field=pa.Column(pl.Utf8, nullable=False),
+            value_json=pa.Column(pl.Utf8, nullable=False),
+            confidence=pa.Column(pl.Utf8, pa.Check.isin(list(LEVELS)), nullable=False),
+            book_confidence=pa.Column(pl.Utf8, pa.Check.isin(list(LEVELS)), nullable=False),
+        ),
+        strict=True,
+    ),
+    ("item_id", "field"),
+)
+
+CONTRACTS = {c.table: c for c in (ABS_LIBRARY_ITEMS, LIBRARY_BOOKS, MISSING_BOOKS, BOOK_METADATA, ENRICHED_BOOKS)}
 
 
 @dataclass(frozen=True)

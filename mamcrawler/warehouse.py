@@ -62,43 +62,62 @@ class Warehouse:
         finally:
             con.close()
 
-    def write_table(self, name: str, frame: pl.DataFrame) -> int:
-        """Replace `name` with `frame` in one transaction; on failure the old table stays."""
-        _check_identifier(name)
+    def _transaction(self, name: str, frames: dict[str, pl.DataFrame], statements: list[tuple[str, list]]) -> None:
+        """Run `statements` over the registered `frames` in one transaction; roll back on failure."""
         with self.connect() as con:
             try:
-                con.register("_incoming", frame.to_arrow())
+                for alias, frame in frames.items():
+                    con.register(alias, frame.to_arrow())
                 con.execute("BEGIN TRANSACTION")
-                con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM _incoming')
+                for sql, params in statements:
+                    con.execute(sql, params)
                 con.execute("COMMIT")
             except Exception as exc:
                 with contextlib.suppress(duckdb.Error):  # nothing to roll back if BEGIN never ran
                     con.execute("ROLLBACK")
                 raise WarehouseError(f"writing table {name} failed, the previous version is kept: {exc}") from exc
+
+    def write_table(self, name: str, frame: pl.DataFrame) -> int:
+        """Replace `name` with `frame` in one transaction; on failure the old table stays."""
+        _check_identifier(name)
+        self._transaction(name, {"_incoming": frame}, [(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM _incoming', [])])
         return frame.height
 
     def upsert(
         self, name: str, frame: pl.DataFrame, key: tuple[str, ...], expire_before: tuple[str, object] | None = None
     ) -> int:
-        """Insert or replace rows by `key` in one transaction; optionally drop rows older than a time."""
+        """Insert or replace rows by `key`; optionally drop rows older than a time."""
         _check_identifier(name)
         for column in (*key, *(expire_before[:1] if expire_before else ())):
             _check_identifier(column)
         match = " AND ".join(f't."{k}" = i."{k}"' for k in key)
-        with self.connect() as con:
-            try:
-                con.register("_incoming", frame.to_arrow())
-                con.execute("BEGIN TRANSACTION")
-                con.execute(f'CREATE TABLE IF NOT EXISTS "{name}" AS SELECT * FROM _incoming LIMIT 0')
-                con.execute(f'DELETE FROM "{name}" t USING _incoming i WHERE {match}')
-                if expire_before:
-                    con.execute(f'DELETE FROM "{name}" WHERE "{expire_before[0]}" < ?', [expire_before[1]])
-                con.execute(f'INSERT INTO "{name}" BY NAME SELECT * FROM _incoming')
-                con.execute("COMMIT")
-            except Exception as exc:
-                with contextlib.suppress(duckdb.Error):
-                    con.execute("ROLLBACK")
-                raise WarehouseError(f"updating table {name} failed, the previous version is kept: {exc}") from exc
+        statements = [
+            (f'CREATE TABLE IF NOT EXISTS "{name}" AS SELECT * FROM _incoming LIMIT 0', []),
+            (f'DELETE FROM "{name}" t USING _incoming i WHERE {match}', []),
+        ]
+        if expire_before:
+            statements.append((f'DELETE FROM "{name}" WHERE "{expire_before[0]}" < ?', [expire_before[1]]))
+        statements.append((f'INSERT INTO "{name}" BY NAME SELECT * FROM _incoming', []))
+        self._transaction(name, {"_incoming": frame}, statements)
+        return frame.height
+
+    def replace_rows(self, name: str, frame: pl.DataFrame, column: str, values: list) -> int:
+        """Delete the rows whose `column` is in `values`, insert `frame`.
+
+        This is how per-item state is kept: re-enriching a book replaces its rows only.
+        """
+        _check_identifier(name)
+        _check_identifier(column)
+        keys = pl.DataFrame({"k": values}, schema={"k": frame.schema[column]})
+        self._transaction(
+            name,
+            {"_incoming": frame, "_keys": keys},
+            [
+                (f'CREATE TABLE IF NOT EXISTS "{name}" AS SELECT * FROM _incoming LIMIT 0', []),
+                (f'DELETE FROM "{name}" WHERE "{column}" IN (SELECT k FROM _keys)', []),
+                (f'INSERT INTO "{name}" BY NAME SELECT * FROM _incoming', []),
+            ],
+        )
         return frame.height
 
     def read_table(self, name: str, columns: list[str] | None = None) -> pl.DataFrame:

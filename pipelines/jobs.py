@@ -1,11 +1,22 @@
-"""Jobs: what a person or a schedule runs."""
-
-from __future__ import annotations
+"""Jobs: what a person, a schedule or the CLI runs."""
 
 from dagster import AssetSelection, define_asset_job
+
+from assets.metadata import metadata_buckets
 
 refresh_library = define_asset_job(
     "refresh_library",
     selection=AssetSelection.groups("library", "completeness"),
     description="The main job: snapshot ABS, normalise the books, list the missing ones.",
+)
+
+enrich_metadata = define_asset_job(
+    "enrich_metadata",
+    selection=AssetSelection.groups("metadata"),
+    partitions_def=metadata_buckets,
+    description=(
+        "Ask the metadata providers about the books of a bucket, build the consensus, write back what is "
+        "confident enough. Config `ops.book_metadata.config.item_ids` re-enriches single books "
+        "(their bucket is the partition: see enriched_books.bucket or `mamcrawler reenrich`)."
+    ),
 )

@@ -38,6 +38,10 @@ class AbsLibraryNotFoundError(AbsError):
     """A configured library id does not exist on the server."""
 
 
+class AbsItemNotFoundError(AbsError):
+    """The item was removed from ABS since the snapshot."""
+
+
 class AbsResponseError(AbsError):
     """ABS answered with an unexpected status or body."""
 
@@ -106,6 +110,8 @@ class AudiobookshelfResource(ConfigurableResource):
             raise AbsAuthError(AUTH_HELP)
         if response.status_code == 404 and "/libraries/" in path:
             raise AbsLibraryNotFoundError(f"ABS has no library with the id in {path}")
+        if response.status_code == 404 and path.startswith("/api/items/"):
+            raise AbsItemNotFoundError(f"ABS has no item at {path}")
         if response.status_code >= 400:
             raise AbsResponseError(f"{what} answered HTTP {response.status_code}: {response.text[:200]}")
         try:
@@ -191,6 +197,22 @@ class AudiobookshelfResource(ConfigurableResource):
         elif reported != len(ids):
             stats.warnings.append(f"{lib.get('name')}: ABS reported {reported} items but listed {len(ids)}")
         return list(ids)
+
+
+    def update_media(self, item_id: str, metadata: dict[str, Any]) -> bool:
+        """PATCH /api/items/:id/media; True when ABS changed something.
+
+        ABS replaces the whole `series` set and stores a non-string `sequence` as null, so
+        callers send the merged set with string sequences; ABS omits `updated` (rather
+        than sending false) when nothing changed.
+        """
+        for entry in metadata.get("series") or []:
+            if entry.get("sequence") is not None and not isinstance(entry["sequence"], str):
+                raise ValueError(f"series sequence must be a string for ABS, got {entry['sequence']!r}")
+        stats = LibraryFetch()
+        with self._client() as client:
+            body = self._call(client, stats, "PATCH", f"/api/items/{item_id}/media", json={"metadata": metadata})
+        return bool(body.get("updated"))
 
 
 class ReplayAudiobookshelfResource(AudiobookshelfResource):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections import Counter
@@ -24,6 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
 import httpx
@@ -36,6 +38,9 @@ from mamcrawler.warehouse import Warehouse
 from resources.http import RETRY_STATUS
 
 PROVIDER_POOL = "metadata_providers"
+
+# httpx logs full URLs at INFO; a provider key sent as a query parameter must not reach logs.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class ProviderError(Exception):
@@ -127,16 +132,17 @@ class ResponseCache:
     """Provider answers kept in the warehouse with a time-to-live.
 
     Loaded once per run and written back once at the end (DuckDB allows one writer:
-    no per-request writes while other steps wait for the pool).
+    no per-request writes while other steps wait for the pool). `reuse=False` (a forced
+    refresh) ignores what is stored but still stores what it fetches.
     """
 
-    def __init__(self, warehouse: Warehouse | None, ttl: timedelta, now: datetime | None = None) -> None:
+    def __init__(self, warehouse: Warehouse | None, ttl: timedelta, now: datetime | None = None, reuse: bool = True) -> None:
         self.warehouse, self.ttl = warehouse, ttl
         self.now = now or datetime.now(UTC)
         self.entries: dict[tuple[str, str], str] = {}
         self.fresh: dict[tuple[str, str], str] = {}
         self.lock = threading.Lock()
-        if warehouse is not None and warehouse.has_table(CACHE_TABLE):
+        if reuse and warehouse is not None and warehouse.has_table(CACHE_TABLE):
             rows = warehouse.query(
                 f"SELECT provider, request_key, body FROM {CACHE_TABLE} WHERE fetched_at >= ?", [self.now - ttl]
             )
@@ -231,6 +237,9 @@ class MetadataProvider(ConfigurableResource):
     def disabled_reason(self) -> str:
         return f"{self.provider_name}: not configured (no URL), skipped"
 
+    # Query parameters that carry secrets: never part of a cache key (a rotated key keeps the cache).
+    secret_params: ClassVar[tuple[str, ...]] = ()
+
     # --- what subclasses implement -------------------------------------------------
     def search(self, session: ProviderSession, query: BookQuery) -> list[Candidate]:
         raise NotImplementedError
@@ -240,6 +249,10 @@ class MetadataProvider(ConfigurableResource):
 
     def _transport(self) -> httpx.BaseTransport | None:
         return None
+
+    def _retryable(self, response: httpx.Response) -> bool:
+        """Whether a 429/5xx is worth retrying (a spent daily quota is not)."""
+        return True
 
     def _classify(self, response: httpx.Response) -> ProviderError | None:
         """Map an error answer to our errors; subclasses add quirks (Google's 403 quota)."""
@@ -287,14 +300,25 @@ class MetadataProvider(ConfigurableResource):
                 return
             try:
                 raw = self.search(session, query)
-            except ProviderQuotaError as exc:
-                stop.set()
-                errors.append(str(exc))
+            except (ProviderQuotaError, ProviderAuthError) as exc:
+                # Asking again cannot help: stop this provider for the rest of the run, say it once.
+                stats.add(errors=1)
+                with stats.lock:
+                    first = not stop.is_set()
+                    stop.set()
+                if first:
+                    stats.skip(type(exc).__name__)
+                    errors.append(str(exc))
                 return
             except ProviderError as exc:
                 stats.add(errors=1)
                 stats.skip(getattr(exc, "reason", type(exc).__name__))
                 errors.append(f"{query.item_id}: {exc}")
+                return
+            except Exception as exc:  # an answer shaped unlike the documented one
+                stats.add(errors=1)
+                stats.skip("parse_error")
+                errors.append(f"{query.item_id}: {self.provider_name} answer could not be read ({type(exc).__name__})")
                 return
             kept = []
             for candidate in raw:
@@ -348,7 +372,8 @@ class ProviderSession:
 
     def _call(self, method: str, path: str, params: dict | None = None, json: dict | None = None) -> Any:
         name = self.provider.provider_name
-        key = _request_key(method, path, params, json)
+        visible = {k: v for k, v in (params or {}).items() if k not in self.provider.secret_params}
+        key = _request_key(method, f"{self.client.base_url}{path}", visible, json)
         if self.cache is not None and (hit := self.cache.get(name, key)) is not None:
             self.stats.add(cache_hits=1)
             return hit
@@ -366,10 +391,15 @@ class ProviderSession:
                 time.sleep(min(30.0, self.provider.backoff_s * 2**attempt))
                 attempt += 1
                 continue
-            if response.status_code in RETRY_STATUS and attempt < self.provider.max_retries:
+            if response.status_code == 429:
+                self.stats.add(rate_limited=1)
+            if (
+                response.status_code in RETRY_STATUS
+                and attempt < self.provider.max_retries
+                and self.provider._retryable(response)
+            ):
                 wait = _retry_after(response)
                 if response.status_code == 429:
-                    self.stats.add(rate_limited=1)
                     wait = wait if wait is not None else self.provider.backoff_s * 2**attempt
                     self.bucket.pause(wait)
                     self.stats.add(throttled_s=wait)
@@ -393,11 +423,22 @@ def _request_key(method: str, path: str, params: dict | None, body: dict | None)
 
 
 def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait: `Retry-After` (seconds or an HTTP date), else `RateLimit-Reset`
+    (Hardcover sends unix seconds; others send a delta), capped at five minutes."""
     value = response.headers.get("Retry-After")
-    try:
-        return min(300.0, max(0.0, float(value))) if value is not None else None
-    except ValueError:
-        return None
+    seconds: float | None = None
+    if value is not None:
+        try:
+            seconds = float(value)
+        except ValueError:
+            with contextlib.suppress(TypeError, ValueError):
+                seconds = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
+    elif (reset := response.headers.get("RateLimit-Reset")) is not None:
+        with contextlib.suppress(ValueError):
+            seconds = float(reset)
+            if seconds > 1e9:
+                seconds -= time.time()
+    return None if seconds is None else min(300.0, max(0.0, seconds))
 
 
 def _json_body(name: str, response: httpx.Response, max_bytes: int) -> Any:

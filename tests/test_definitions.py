@@ -19,12 +19,17 @@ GRAPH = {
     "abs_library_items": ("library", set()),
     "library_books": ("library", {"abs_library_items"}),
     "missing_books": ("completeness", {"library_books"}),
+    "book_metadata": ("metadata", {"library_books"}),
+    "enriched_books": ("metadata", {"book_metadata"}),
+    "abs_metadata_writeback": ("metadata", {"enriched_books"}),
 }
 CHECKS = {
     ("abs_library_items", "abs_library_items_contract"),
     ("library_books", "library_books_contract"),
     ("missing_books", "missing_books_contract"),
     ("missing_books", "no_owned_book_is_missing"),
+    ("book_metadata", "book_metadata_contract"),
+    ("enriched_books", "enriched_books_contract"),
 }
 
 
@@ -41,6 +46,8 @@ def test_asset_graph_snapshot():
     for key in graph.asset_check_keys:
         assert graph.get(key).blocking, f"{key.name} must block downstream assets"
     assert graph.get(AssetKey("missing_books")).pools == {"warehouse"}
+    assert graph.get(AssetKey("book_metadata")).pools == {"metadata_providers"}
+    assert graph.get(AssetKey("book_metadata")).partitions_def.get_partition_keys() == [f"{i:02d}" for i in range(16)]
 
 
 def test_jobs_schedules_sensors():
@@ -49,6 +56,8 @@ def test_jobs_schedules_sensors():
     schedule = defs.resolve_schedule_def("library_refresh_nightly")
     assert schedule.cron_schedule == "30 2 * * *" and schedule.execution_timezone == "UTC"
     assert defs.resolve_sensor_def("abs_library_changes") is not None
+    assert defs.resolve_schedule_def("metadata_new").cron_schedule == "30 4 * * 0"
+    assert defs.resolve_schedule_def("metadata_full").cron_schedule == "0 4 1 * *"
 
 
 def test_profiles_resolve_in_one_place():

@@ -96,6 +96,8 @@ class AbsReplay:
         if request.method == "POST" and path == "/api/items/batch/get":
             ids = json.loads(request.content or b"{}").get("libraryItemIds") or []
             return httpx.Response(200, json={"libraryItems": [copy.deepcopy(self.by_id[i]) for i in ids if i in self.by_id]})
+        if request.method == "PATCH" and (m := re.fullmatch(r"/api/items/([^/]+)/media", path)):
+            return self._patch_media(m.group(1), json.loads(request.content or b"{}"))
         if request.method == "GET" and (m := re.fullmatch(r"/api/items/([^/]+)", path)):
             item = self.by_id.get(m.group(1))
             return httpx.Response(200, json=item) if item else _envelope("error_missing_item.json")
@@ -132,6 +134,39 @@ class AbsReplay:
         if self.omit_total:
             del body["total"]
         return httpx.Response(200, json=body)
+
+    def _patch_media(self, item_id: str, body: dict[str, Any]) -> httpx.Response:
+        """ABS 2.36 semantics: `series` is the complete new set (matched by name,
+        case-insensitively); a non-string `sequence` is stored as null; `updated` is
+        absent (not false) when nothing changed; the answer is the non-expanded item."""
+        item = self.by_id.get(item_id)
+        if item is None:
+            return _envelope("error_patch_missing_item.json")
+        meta = item["media"]["metadata"]
+        changed = False
+        for key, value in (body.get("metadata") or {}).items():
+            if key == "series":
+                old = {s["name"].lower(): s for s in meta.get("series") or []}
+                value = [
+                    {
+                        "id": old.get(s["name"].lower(), {}).get("id", f"series-{s['name'].lower()}"),
+                        "name": old.get(s["name"].lower(), {}).get("name", s["name"]),
+                        "sequence": s.get("sequence") if isinstance(s.get("sequence"), str) else None,
+                    }
+                    for s in value
+                ]
+            elif key == "authors":
+                value = [{"id": f"author-{a['name'].lower()}", "name": a["name"]} for a in value]
+            if meta.get(key) != value:
+                meta[key] = value
+                changed = True
+        if "tags" in body and item["media"].get("tags") != body["tags"]:
+            item["media"]["tags"] = body["tags"]
+            changed = True
+        answer: dict[str, Any] = {"libraryItem": copy.deepcopy(item)}
+        if changed:
+            answer = {"updated": True, **answer}
+        return httpx.Response(200, json=answer)
 
     @staticmethod
     def _int_param(params: httpx.QueryParams, name: str) -> int | None:

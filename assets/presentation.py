@@ -1,0 +1,53 @@
+"""Materialisation metadata a person can read in the UI: counts, previews, the profile."""
+
+
+from collections.abc import Mapping
+from typing import Any
+
+import polars as pl
+from dagster import MetadataValue, TableColumn, TableSchema
+
+from resources.profile import ProfileResource
+
+_CELL = 60
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        value = ", ".join(_cell(v) for v in value)
+    elif isinstance(value, dict):
+        value = " ".join(f"{v}" for v in value.values() if v is not None)
+    text = str(value).replace("|", "\\|").replace("\n", " ")
+    return text if len(text) <= _CELL else text[: _CELL - 1] + "…"
+
+
+def markdown_table(frame: pl.DataFrame, limit: int = 10) -> str:
+    if frame.is_empty():
+        return "_no rows_"
+    head = frame.head(limit)
+    lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * len(head.columns)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in head.iter_rows()]
+    if frame.height > limit:
+        lines.append(f"\n_{frame.height - limit} more rows_")
+    return "\n".join(lines)
+
+
+def counts_table(counts: Mapping[str, int], key: str = "reason") -> str:
+    if not counts:
+        return "_none_"
+    rows = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return "\n".join([f"| {key} | count |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows])
+
+
+def table_metadata(
+    frame: pl.DataFrame, profile: ProfileResource, preview_columns: list[str] | None = None
+) -> dict[str, Any]:
+    preview = frame.select(preview_columns) if preview_columns else frame
+    return {
+        "dagster/row_count": frame.height,
+        "dagster/column_schema": TableSchema(columns=[TableColumn(n, str(t)) for n, t in frame.schema.items()]),
+        "preview": MetadataValue.md(markdown_table(preview)),
+        "profile": profile.name + (" (bundled sample library, nothing is sent anywhere)" if profile.is_demo else ""),
+    }

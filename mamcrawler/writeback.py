@@ -1,0 +1,129 @@
+"""Which enriched values go back to ABS, as one PATCH body per book.
+
+Rules from the recorded ABS 2.36 behaviour: `series` replaces the book's whole set, so
+the body always carries the memberships the book already has (a membership is never
+dropped); `sequence` must be a string; `publishedYear` is a string. Authors, narrators and
+descriptions are only filled when ABS has none: ABS makes a new author entity for every
+spelling, and a description is often the user's own.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from mamcrawler.enrichment import RANK, field_key
+from mamcrawler.names import series_key
+from mamcrawler.positions import format_position, parse_position
+
+ABS_FIELD = {
+    "title": "title", "subtitle": "subtitle", "authors": "authors", "narrators": "narrators", "series": "series",
+    "year": "publishedYear", "publisher": "publisher", "isbn": "isbn", "asin": "asin", "language": "language",
+    "genres": "genres", "description": "description",
+}
+FILL_ONLY = {"authors", "narrators", "description"}
+
+
+@dataclass(frozen=True)
+class Correction:
+    item_id: str
+    field: str
+    old: str
+    new: str
+    provider: str
+    confidence: str
+    reason: str
+
+
+def current_values(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot (`abs_library_items`) row in the shape consensus values have."""
+    year = snapshot.get("published_year")
+    return {
+        "title": snapshot.get("title"),
+        "subtitle": snapshot.get("subtitle"),
+        "authors": tuple(snapshot.get("authors") or ()),
+        "narrators": tuple(snapshot.get("narrators") or ()),
+        "series": tuple((s["name"], s["sequence"]) for s in snapshot.get("series") or []),
+        "year": int(year[:4]) if year and year[:4].isdigit() else None,
+        "publisher": snapshot.get("publisher"),
+        "isbn": snapshot.get("isbn"),
+        "asin": snapshot.get("asin"),
+        "language": snapshot.get("language"),
+        "genres": tuple(snapshot.get("genres") or ()),
+        "description": snapshot.get("description"),
+    }
+
+
+def _from_json(name: str, value_json: str) -> Any:
+    value = json.loads(value_json)
+    if name == "series":
+        return tuple((s["name"], s["sequence"]) for s in value)
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or value == ()
+
+
+def merge_series(current: tuple, offered: tuple) -> tuple:
+    """The book's memberships plus the offered ones it lacks; a missing position is filled."""
+    merged = [list(s) for s in current]
+    keys = {series_key(name): entry for entry, (name, _) in zip(merged, current)}
+    for name, position in offered:
+        entry = keys.get(series_key(name))
+        if entry is None:
+            merged.append([name, position])
+            keys[series_key(name)] = merged[-1]
+        elif entry[1] in (None, "") and position:
+            entry[1] = position
+    return tuple((name, _abs_sequence(seq)) for name, seq in merged)
+
+
+def _abs_sequence(raw: Any) -> str | None:
+    if raw is None or raw == "":
+        return None
+    pos = parse_position(str(raw))
+    return format_position(pos.sort_key) if pos and pos.kind in ("main", "novella", "prequel") else str(raw)
+
+
+def _to_abs(name: str, value: Any) -> Any:
+    if name == "series":
+        return [{"name": n, "sequence": s} for n, s in value]
+    if name == "authors":
+        return [{"name": a} for a in value]
+    if name == "year":
+        return str(value)
+    return list(value) if isinstance(value, tuple) else value
+
+
+def plan_writeback(
+    item_id: str, current: dict[str, Any], fields: list[dict[str, Any]], min_confidence: str
+) -> tuple[dict[str, Any], list[Correction]]:
+    """(PATCH `metadata` body, corrections) for one book; empty body when nothing to change."""
+    body: dict[str, Any] = {}
+    corrections: list[Correction] = []
+    for row in fields:
+        name = row["field"]
+        if name not in ABS_FIELD or RANK[row["confidence"]] < RANK[min_confidence]:
+            continue
+        offered = _from_json(name, row["value_json"])
+        old = current.get(name)
+        if name == "series":
+            new = merge_series(old or (), offered)
+            if [(series_key(n), s) for n, s in new] == [(series_key(n), s) for n, s in (old or ())]:
+                continue
+            reason = "series memberships added or completed; existing ones kept"
+        else:
+            if not _empty(old) and (name in FILL_ONLY or field_key(name, old) == field_key(name, offered)):
+                continue
+            new = offered
+            reason = "filled an empty field" if _empty(old) else f"providers agree: {', '.join(row['agreeing'])}"
+        body[ABS_FIELD[name]] = _to_abs(name, new)
+        corrections.append(
+            Correction(
+                item_id, name, json.dumps(_to_abs(name, old) if not _empty(old) else None, ensure_ascii=False),
+                json.dumps(body[ABS_FIELD[name]], ensure_ascii=False), row["provider"], row["confidence"], reason,
+            )
+        )
+    return body, corrections

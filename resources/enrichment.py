@@ -1,0 +1,63 @@
+"""Asking every configured provider about a set of books, and the enrichment settings."""
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from mamcrawler.candidates import BookQuery, Candidate
+from resources.metadata_provider import DailyBudget, MetadataProvider, ProviderStats, ResponseCache
+
+CONFIDENCE_LEVELS = ("LOW", "MEDIUM", "HIGH")
+
+
+class EnrichmentSettings(ConfigurableResource):
+    """How enrichment behaves; write-back stays a dry run until `writeback_enabled`."""
+
+    cache_ttl_days: float = Field(default=30, gt=0, description="How long a provider answer is reused")
+    writeback_enabled: bool = Field(default=False, description="Send changes to ABS (otherwise only record them)")
+    writeback_min_confidence: str = Field(default="HIGH", description="LOW, MEDIUM or HIGH")
+
+
+def collect_candidates(
+    providers: list[MetadataProvider],
+    queries: list[BookQuery],
+    cache: ResponseCache,
+    budget: DailyBudget,
+    log: Callable[[str], None],
+) -> tuple[dict[str, list[Candidate]], set[str], dict[str, ProviderStats], list[str]]:
+    """Every enabled provider's candidates per item, and the items some provider did not answer.
+
+    Audnexus goes last: it answers per ASIN only, so books without one in ABS get the
+    ASIN of their first Audible candidate. An item is incomplete when a provider failed
+    on it or stopped before it (a spent daily quota); it keeps its previous state and is
+    asked again by the next run.
+    """
+    found: dict[str, list[Candidate]] = {q.item_id: [] for q in queries}
+    incomplete: set[str] = set()
+    stats: dict[str, ProviderStats] = {}
+    errors: list[str] = []
+    ordered = sorted(providers, key=lambda p: p.provider_name == "audnexus")
+    for provider in ordered:
+        if not provider.enabled:
+            log(provider.disabled_reason)
+            continue
+        asked = queries
+        if provider.provider_name == "audnexus":
+            asked = [replace(q, asin=q.asin or _audible_asin(found[q.item_id])) for q in queries]
+            asked = [q for q in asked if q.asin]
+        got, provider_stats, provider_errors = provider.enrich(asked, cache, budget, progress=log)
+        for item_id, candidates in got.items():
+            found[item_id].extend(candidates)
+        incomplete |= {q.item_id for q in asked} - got.keys()
+        stats[provider.provider_name] = provider_stats
+        errors.extend(f"{provider.provider_name}: {e}" for e in provider_errors)
+        log(f"{provider.provider_name}: {provider_stats.requests} requests, {provider_stats.cache_hits} cache hits, "
+            f"{provider_stats.errors} errors, {provider_stats.throttled_s:.1f}s throttled")
+    return found, incomplete, stats, errors
+
+
+def _audible_asin(candidates: list[Candidate]) -> str | None:
+    audible = [c for c in candidates if c.provider == "audible" and c.asin]
+    return audible[0].asin if audible else None

@@ -1,0 +1,104 @@
+"""The metadata group end to end: demo providers (recorded answers), ABS on loopback."""
+
+import json
+
+import polars as pl
+from dagster import AssetKey, DagsterInstance
+
+from mamcrawler.enrichment import BUCKETS, bucket_of
+from mamcrawler.warehouse import Warehouse, default_warehouse_path
+from pipelines.definitions import build_definitions
+from pipelines.profiles import Profile, build_resources
+from resources.audiobookshelf import AudiobookshelfResource
+from resources.enrichment import EnrichmentSettings
+from resources.replay.abs import AbsReplay
+from tests.servers import serve
+
+ALL = {"dagster/asset_partition_range_start": BUCKETS[0], "dagster/asset_partition_range_end": BUCKETS[-1]}
+TOKEN = "abs-writeback-test-token-abcdefghijklmnop"
+WAY_OF_KINGS = "10501a13-d054-4301-9e4b-b945b7558a08"
+
+
+def run(defs, job, instance, **kw):
+    result = defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False, **kw)
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    return result
+
+
+def latest(instance, asset):
+    return instance.fetch_materializations(AssetKey(asset), limit=1).records[0].asset_materialization.metadata
+
+
+def field(table, item_id, name):
+    row = table.filter((pl.col("item_id") == item_id) & (pl.col("field") == name)).row(0, named=True)
+    return json.loads(row["value_json"]), row
+
+
+def test_demo_enrichment_cache_only_new_and_single_book():
+    defs = build_definitions(Profile("demo", "test"))
+    instance = DagsterInstance.ephemeral()
+    run(defs, "refresh_library", instance)
+    run(defs, "enrich_metadata", instance, tags=ALL)
+    store = Warehouse(default_warehouse_path())
+    enriched = store.read_table("enriched_books")
+    asin, row = field(enriched, WAY_OF_KINGS, "asin")
+    assert asin == "B0TEST0001" and row["book_confidence"] == "HIGH" and row["confidence"] == "HIGH"
+    series, _ = field(enriched, WAY_OF_KINGS, "series")
+    assert series == [{"name": "The Stormlight Archive", "sequence": "1"}]
+    meta = latest(instance, "book_metadata")
+    assert meta["books_asked"].value == 25 and "audible" in meta["providers"].value
+    assert meta["profile"].value.startswith("demo")
+    corrections = store.read_table("metadata_corrections")
+    assert set(corrections["mode"]) == {"dry_run"}
+
+    # A second full run is served from the warehouse cache: no provider request at all.
+    run(defs, "enrich_metadata", instance, tags=ALL)
+    assert "| audible | 0 |" in latest(instance, "book_metadata")["providers"].value
+
+    # METADATA_NEW: nothing is new, so nobody is asked.
+    run(defs, "enrich_metadata", instance, tags=ALL, run_config={"ops": {"book_metadata": {"config": {"only_new": True}}}})
+    assert latest(instance, "book_metadata")["books_asked"].value == 0
+
+    # One book, alone, by its bucket; the other books keep their rows.
+    before = store.read_table("book_enrichment_state")
+    run(defs, "enrich_metadata", instance, partition_key=bucket_of(WAY_OF_KINGS),
+        run_config={"ops": {"book_metadata": {"config": {"item_ids": [WAY_OF_KINGS], "refresh": True}}}})
+    after = store.read_table("book_enrichment_state")
+    assert latest(instance, "book_metadata")["books_asked"].value == 1
+    changed = after.join(before, on="item_id", suffix="_before").filter(pl.col("enriched_at") != pl.col("enriched_at_before"))
+    assert changed["item_id"].to_list() == [WAY_OF_KINGS] and after.height == before.height
+
+
+def test_writeback_merges_series_and_sends_strings(monkeypatch):
+    replay = AbsReplay(token=TOKEN)
+    patches = []
+
+    def spy(request):
+        if request.method == "PATCH":
+            patches.append((request.url.path, json.loads(request.content)))
+        return replay(request)
+
+    with serve(spy) as url:
+        resources = build_resources(Profile("demo", "test")) | {
+            "abs_client": AudiobookshelfResource(base_url=url, api_key=TOKEN, backoff_s=0.01),
+            "enrichment": EnrichmentSettings(writeback_enabled=True, writeback_min_confidence="LOW"),
+        }
+        defs = build_definitions(Profile("demo", "test"))
+        defs = type(defs)(assets=defs.assets, asset_checks=defs.asset_checks, jobs=defs.jobs, resources=resources)
+        instance = DagsterInstance.ephemeral()
+        run(defs, "refresh_library", instance)
+        run(defs, "enrich_metadata", instance, tags=ALL)
+    assert patches, "confident corrections are sent"
+    for path, body in patches:
+        assert path.endswith("/media") and set(body) == {"metadata"}
+        for entry in body["metadata"].get("series", []):
+            assert entry["sequence"] is None or isinstance(entry["sequence"], str)
+    by_title = {replay.by_id[p.split("/")[3]]["media"]["metadata"]["title"]: b["metadata"] for p, b in patches}
+    # ABS has the tag series "The Three-Body Problem"; the providers say "Remembrance of Earth's
+    # Past". ABS replaces the whole set, so the body must carry both.
+    three_body = by_title["The Three-Body Problem"]["series"]
+    assert {s["name"] for s in three_body} == {"The Three-Body Problem", "Remembrance of Earth's Past"}
+    assert replay.by_id[WAY_OF_KINGS]["media"]["metadata"]["series"][0]["sequence"] == "1"
+    corrections = Warehouse(default_warehouse_path()).read_table("metadata_corrections")
+    assert set(corrections["mode"]) <= {"applied", "unchanged"} and "applied" in set(corrections["mode"])
+    assert TOKEN not in corrections.write_csv()
