@@ -257,6 +257,7 @@ CANDIDATE_SCHEMA: dict[str, pl.DataType] = {
     "series": pl.List(pl.Struct({"name": pl.Utf8, "sequence": pl.Utf8})), "year": pl.Int32,
     "publisher": pl.Utf8, "isbn": pl.Utf8, "asin": pl.Utf8, "language": pl.Utf8, "genres": pl.List(pl.Utf8),
     "description": pl.Utf8, "cover": pl.Utf8, "duration_s": pl.Float64, "is_audiobook": pl.Boolean,
+    "series_refs": pl.List(pl.Struct({"name": pl.Utf8, "ref": pl.Utf8})),
     "fetched_at": pl.Datetime("us", "UTC"),
 }
 STATE_SCHEMA: dict[str, pl.DataType] = {
@@ -291,7 +292,9 @@ def candidate_frame(books: list[OwnedBook], found: dict[str, list[Candidate]], n
             m = match(book, candidate)
             row = candidate.as_row()
             ranks[candidate.provider] += 1
+            refs = candidate.extra.get("series_asins") or candidate.extra.get("series_ids") or {}
             row.update(
+                series_refs=[{"name": n, "ref": str(r)} for n, r in refs.items() if r is not None],
                 item_id=book.item_id, bucket=bucket_of(book.item_id), rank=ranks[candidate.provider],
                 match_score=m.score, match_level=m.level, edition=m.edition,
                 evidence=list(m.evidence), fetched_at=now,

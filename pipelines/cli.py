@@ -9,7 +9,10 @@ from pathlib import Path
 
 import polars as pl
 
+from mamcrawler.enrichment import BUCKETS, bucket_of
 from mamcrawler.warehouse import REPO_ROOT, TableNotFound, Warehouse, WarehouseError, default_warehouse_path
+
+ALL_BUCKETS = {"dagster/asset_partition_range_start": BUCKETS[0], "dagster/asset_partition_range_end": BUCKETS[-1]}
 
 MISSING_COLUMNS = ["missing_id", "author", "series", "position", "title", "reason", "priority", "status"]
 
@@ -79,12 +82,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     if PROFILE.name == "demo":
         print("  Set ABS_URL and ABS_API_KEY to read your own Audiobookshelf instead.")
     print(f"Warehouse: {default_warehouse_path()}\nDagster home: {home}")
+    quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     with DagsterInstance.get() as instance:
         result = defs.resolve_job_def("refresh_library").execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+            instance=instance, raise_on_error=False, run_config=quiet
         )
+        if result.success and not args.skip_metadata:
+            result = defs.resolve_job_def("enrich_metadata").execute_in_process(
+                instance=instance, raise_on_error=False, run_config=quiet, tags=ALL_BUCKETS
+            )
+            if result.success:  # the catalogues need the fresh metadata: titles for the gaps
+                result = defs.resolve_job_def("update_completeness").execute_in_process(
+                    instance=instance, raise_on_error=False, run_config=quiet
+                )
     if not result.success:
         failures = [e for e in result.all_events if e.is_failure]
         for event in failures:
@@ -99,7 +109,47 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"\nRun {result.run_id} succeeded: {books} books in the library, {missing.height} missing books.\n")
     for row in summary.iter_rows(named=True):
         print(f"  {row['author'] or '(no author)'} - {row['series']}: {row['missing']} missing ({_ranges(row['positions'])})")
+    if not args.skip_metadata:
+        print(_metadata_summary(warehouse))
     print("\nFull list: mamcrawler missing --format table|csv|json")
+    return 0
+
+
+def _metadata_summary(warehouse: Warehouse) -> str:
+    levels = warehouse.query(
+        "SELECT book_confidence AS level, count(DISTINCT item_id) AS books FROM enriched_books GROUP BY 1 ORDER BY 2 DESC"
+    )
+    corrections = warehouse.query("SELECT mode, count(*) AS n FROM metadata_corrections GROUP BY 1") if warehouse.has_table(
+        "metadata_corrections"
+    ) else None
+    lines = ["\nMetadata: " + ", ".join(f"{r['books']} books {r['level']}" for r in levels.iter_rows(named=True))]
+    if corrections is not None and corrections.height:
+        lines.append("Corrections: " + ", ".join(f"{r['n']} {r['mode']}" for r in corrections.iter_rows(named=True))
+                     + " (dry run unless MAMCRAWLER_WRITEBACK=1; see metadata_corrections)")
+    return "\n".join(lines)
+
+
+def cmd_reenrich(args: argparse.Namespace) -> int:
+    """Re-enrich single books now: each in its bucket partition, with `item_ids` config."""
+    ensure_dagster_home()
+    from dagster import DagsterInstance
+
+    from pipelines.definitions import defs
+
+    by_bucket: dict[str, list[str]] = {}
+    for item_id in args.item_ids:
+        by_bucket.setdefault(bucket_of(item_id), []).append(item_id)
+    with DagsterInstance.get() as instance:
+        for bucket, ids in sorted(by_bucket.items()):
+            config = {"ops": {"book_metadata": {"config": {"item_ids": ids, "refresh": args.refresh}}}}
+            result = defs.resolve_job_def("enrich_metadata").execute_in_process(
+                instance=instance, raise_on_error=False, partition_key=bucket, run_config=config
+            )
+            if not result.success:
+                for event in (e for e in result.all_events if e.is_failure):
+                    print(f"FAILED {event.step_key}: {event.message}", file=sys.stderr)
+                return 1
+            print(f"bucket {bucket}: re-enriched {', '.join(ids)} (run {result.run_id})")
     return 0
 
 
@@ -122,7 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="materialise the whole asset graph and print what was found")
     run.add_argument("--profile", choices=["demo", "production"], help="default: demo unless ABS_URL is set")
+    run.add_argument("--skip-metadata", action="store_true", help="only the library and its gaps, no providers")
     run.set_defaults(func=cmd_run)
+    reenrich = sub.add_parser("reenrich", help="ask the providers again about some books, now")
+    reenrich.add_argument("item_ids", nargs="+", help="ABS item ids (see library_books.item_id)")
+    reenrich.add_argument("--refresh", action="store_true", help="ignore cached provider answers")
+    reenrich.set_defaults(func=cmd_reenrich)
     missing = sub.add_parser("missing", help="print the missing books from the warehouse")
     missing.add_argument("--format", choices=["table", "csv", "json"], default="table")
     missing.add_argument("--warehouse", help="DuckDB file (default: MAMCRAWLER_WAREHOUSE or data/warehouse.duckdb)")

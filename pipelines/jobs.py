@@ -20,3 +20,9 @@ enrich_metadata = define_asset_job(
         "(their bucket is the partition: see enriched_books.bucket or `mamcrawler reenrich`)."
     ),
 )
+
+update_completeness = define_asset_job(
+    "update_completeness",
+    selection=AssetSelection.groups("completeness"),
+    description="Rebuild the series catalogues and the missing books from the current library and metadata.",
+)

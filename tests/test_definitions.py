@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 GRAPH = {
     "abs_library_items": ("library", set()),
     "library_books": ("library", {"abs_library_items"}),
-    "missing_books": ("completeness", {"library_books"}),
+    "series_catalog": ("completeness", {"library_books", "book_metadata"}),
+    "missing_books": ("completeness", {"library_books", "series_catalog"}),
     "book_metadata": ("metadata", {"library_books"}),
     "enriched_books": ("metadata", {"book_metadata"}),
     "abs_metadata_writeback": ("metadata", {"enriched_books"}),

@@ -51,6 +51,15 @@ def test_demo_enrichment_cache_only_new_and_single_book():
     corrections = store.read_table("metadata_corrections")
     assert set(corrections["mode"]) == {"dry_run"}
 
+    # With the metadata in, the catalogues name the missing positions they know.
+    run(defs, "update_completeness", instance)
+    missing = store.read_table("missing_books")
+    titled = {(r["series"], r["position"]): r["title"] for r in missing.iter_rows(named=True) if r["title"]}
+    assert titled[("The Stormlight Archive", 3)] == "Oathbringer"
+    assert missing.height == 45 and latest(instance, "missing_books")["titled"].value == len(titled)
+    catalog = store.read_table("series_catalog")
+    assert {"audible", "hardcover"} <= set(catalog["provider"])
+
     # A second full run is served from the warehouse cache: no provider request at all.
     run(defs, "enrich_metadata", instance, tags=ALL)
     assert "| audible | 0 |" in latest(instance, "book_metadata")["providers"].value

@@ -1,0 +1,85 @@
+"""Series catalogues from providers: which owned series a provider's series id stands for,
+and the titles of the positions the library is missing.
+
+A provider's series is tied to one of our series (`series_id`, see gaps.py) only through a
+book we own that the provider matched at MEDIUM or better, and only when the provider's
+series name folds to the same key as our membership.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import polars as pl
+
+from mamcrawler.enrichment import RANK
+from mamcrawler.frames import frame_from_rows
+from mamcrawler.gaps import series_memberships
+from mamcrawler.names import series_key
+from mamcrawler.positions import parse_position
+
+CATALOG_SCHEMA: dict[str, pl.DataType] = {
+    "series_id": pl.Utf8, "provider": pl.Utf8, "provider_series": pl.Utf8, "title": pl.Utf8,
+    "position_raw": pl.Utf8, "sort_key": pl.Float64, "kind": pl.Utf8, "compilation": pl.Boolean,
+    "release_date": pl.Utf8, "asin": pl.Utf8, "duration_s": pl.Float64,
+}
+PROVIDER_PREFERENCE = ("audible", "hardcover")
+
+
+def series_refs(books: pl.DataFrame, candidates: pl.DataFrame | None) -> list[tuple[str, str, str]]:
+    """(series_id, provider, provider series ref) for every owned series a provider named."""
+    if candidates is None or candidates.is_empty():
+        return []
+    memberships = series_memberships(books).select("item_id", "series_id", "series_key")
+    accepted = candidates.filter(
+        pl.col("match_level").replace_strict(RANK, return_dtype=pl.Int64) >= RANK["MEDIUM"]
+    ).select("item_id", "provider", "series_refs").explode("series_refs").drop_nulls("series_refs").unnest("series_refs")
+    if accepted.is_empty():
+        return []
+    accepted = accepted.with_columns(pl.col("name").map_elements(series_key, return_dtype=pl.Utf8).alias("series_key"))
+    joined = accepted.join(memberships, on=["item_id", "series_key"], how="inner")
+    return sorted(set(joined.select("series_id", "provider", "ref").iter_rows()))
+
+
+def catalog_rows(series_id: str, provider: str, ref: str, members: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Provider members ({title, sequence, release_date, compilation, asin, duration_s}) as rows."""
+    rows = []
+    for m in members:
+        pos = parse_position(m.get("sequence"))
+        rows.append(
+            {
+                "series_id": series_id, "provider": provider, "provider_series": ref, "title": m.get("title"),
+                "position_raw": None if pos is None else pos.raw, "sort_key": None if pos is None else pos.sort_key,
+                "kind": "unknown" if pos is None else pos.kind, "compilation": bool(m.get("compilation")),
+                "release_date": m.get("release_date"), "asin": m.get("asin"), "duration_s": m.get("duration_s"),
+            }
+        )
+    return rows
+
+
+def catalog_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    return frame_from_rows(rows, CATALOG_SCHEMA)
+
+
+def titles_for_gaps(missing: pl.DataFrame, catalog: pl.DataFrame | None) -> pl.DataFrame:
+    """`missing_books` with `title` filled from the catalogue where a provider knows it.
+
+    Only main-line entries (not omnibuses or compilations) name a position; Audible is
+    preferred, then Hardcover, then any other provider.
+    """
+    if catalog is None or catalog.is_empty() or missing.is_empty():
+        return missing
+    known: dict[tuple[str, int], tuple[int, str]] = {}
+    for series_id, provider, title, key, kind, compilation in catalog.select(
+        "series_id", "provider", "title", "sort_key", "kind", "compilation"
+    ).iter_rows():
+        if not title or kind != "main" or compilation:
+            continue
+        rank = PROVIDER_PREFERENCE.index(provider) if provider in PROVIDER_PREFERENCE else len(PROVIDER_PREFERENCE)
+        slot = (series_id, int(key))
+        if slot not in known or rank < known[slot][0]:
+            known[slot] = (rank, title)
+    titles = defaultdict(lambda: None, {k: v[1] for k, v in known.items()})
+    filled = [titles[(s, p)] for s, p in zip(missing["series_id"], missing["position"])]
+    return missing.with_columns(pl.coalesce(pl.Series("t", filled, dtype=pl.Utf8), pl.col("title")).alias("title"))
