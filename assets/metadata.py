@@ -91,7 +91,9 @@ def book_metadata(
     books = _in_buckets(store.read_table("library_books"), buckets)
     state = store.read_optional("book_enrichment_state")
     if config.only_new and state is not None:
-        books = books.filter(~pl.col("item_id").is_in(state["item_id"].implode()))
+        # "New": never enriched, or a provider still owes an answer (quota, error) from last time.
+        settled = state.filter(pl.col("pending").list.len() == 0)["item_id"]
+        books = books.filter(~pl.col("item_id").is_in(settled.implode()))
     if config.item_ids:
         unknown = set(config.item_ids) - set(books["item_id"])
         if unknown:
@@ -103,14 +105,17 @@ def book_metadata(
     cache = ResponseCache(store, timedelta(days=enrichment.cache_ttl_days), reuse=not config.refresh)
     budget = DailyBudget(store)
     providers = [audible, audnexus, hardcover, google_books, openlibrary, *custom_providers.providers()]
-    found, incomplete, stats, errors = collect_candidates(providers, queries, cache, budget, context.log.info)
+    found, answered, pending, stats, errors = collect_candidates(providers, queries, cache, budget, context.log.info)
     now = datetime.now(UTC)
-    # Books some provider did not answer (errors, a spent quota) keep their previous rows.
-    complete = [q.item_id for q in queries if q.item_id not in incomplete]
-    done = pl.col("item_id").is_in(complete)
-    candidates = candidate_frame(owned, found, now).filter(done)
-    store.replace_rows("book_metadata", candidates, "item_id", complete)
-    store.replace_rows("book_enrichment_state", state_frame(owned, found, candidates, now).filter(done), "item_id", complete)
+    # A provider's earlier answers are replaced only where it answered again: after a spent
+    # quota or an error they stay, and the book is marked pending for that provider.
+    answered_keys = pl.DataFrame(
+        [(i, p) for p, items in answered.items() for i in items], schema={"item_id": pl.Utf8, "provider": pl.Utf8}, orient="row"
+    )
+    candidates = candidate_frame(owned, found, now)
+    store.replace_rows("book_metadata", candidates, answered_keys)
+    state_rows = state_frame(owned, answered, pending, candidates, now)
+    store.replace_rows("book_enrichment_state", state_rows, state_rows.select("item_id"))
     cached = cache.flush()
     budget.save()
     levels = Counter(
@@ -120,8 +125,7 @@ def book_metadata(
         metadata={
             **table_metadata(candidates, profile, ["item_id", "provider", "title", "match_score", "match_level"]),
             "books_asked": len(queries),
-            "books_updated": len(complete),
-            "books_left_for_next_run": len(incomplete),
+            "books_pending_a_provider": int((state_rows["pending"].list.len() > 0).sum()),
             "providers": MetadataValue.md(_stats_table(stats)),
             "providers_skipped": MetadataValue.md("\n".join(f"- {p.disabled_reason}" for p in providers if not p.enabled) or "_none_"),
             "errors": MetadataValue.md("\n".join(f"- {e}" for e in errors[:50]) or "_none_"),
@@ -170,7 +174,7 @@ def enriched_books(
     )
     weights = {p.provider_name: p.weight for p in [audible, audnexus, hardcover, google_books, openlibrary, *custom_providers.providers()]}
     table = enriched_frame(candidates, weights)
-    store.replace_rows("enriched_books", table, "bucket", buckets)
+    store.replace_rows("enriched_books", table, pl.DataFrame({"bucket": buckets}))
     books = table.unique("item_id").select("book_confidence")["book_confidence"].to_list()
     context.log.info(f"enriched_books: {table.height} field values for {len(books)} books")
     return MaterializeResult(

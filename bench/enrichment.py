@@ -69,7 +69,7 @@ def metadata_new(n_items: int = 50_000, n_new: int = 100) -> dict:
         store.write_table("library_books", books)
         ids = books["item_id"].to_list()
         new = set(random.Random(3).sample(ids, n_new))
-        done = [{"item_id": i, "bucket": bucket_of(i), "enriched_at": None, "providers": ["simulated"], "candidates": 1,
+        done = [{"item_id": i, "bucket": bucket_of(i), "enriched_at": None, "providers": ["simulated"], "pending": [], "candidates": 1,
                  "best_level": "HIGH"} for i in ids if i not in new]
         store.write_table("book_enrichment_state", frame_from_rows(done, STATE_SCHEMA))
         with provider_simulator(LATENCY_S, LIMIT) as (url, sim):

@@ -262,7 +262,7 @@ CANDIDATE_SCHEMA: dict[str, pl.DataType] = {
 }
 STATE_SCHEMA: dict[str, pl.DataType] = {
     "item_id": pl.Utf8, "bucket": pl.Utf8, "enriched_at": pl.Datetime("us", "UTC"),
-    "providers": pl.List(pl.Utf8), "candidates": pl.Int64, "best_level": pl.Utf8,
+    "providers": pl.List(pl.Utf8), "pending": pl.List(pl.Utf8), "candidates": pl.Int64, "best_level": pl.Utf8,
 }
 ENRICHED_SCHEMA: dict[str, pl.DataType] = {
     "item_id": pl.Utf8, "bucket": pl.Utf8, "field": pl.Utf8, "value_json": pl.Utf8, "provider": pl.Utf8,
@@ -303,21 +303,29 @@ def candidate_frame(books: list[OwnedBook], found: dict[str, list[Candidate]], n
     return frame_from_rows(rows, CANDIDATE_SCHEMA)
 
 
-def state_frame(books: list[OwnedBook], found: dict[str, list[Candidate]], candidates: pl.DataFrame, now: datetime) -> pl.DataFrame:
+def state_frame(
+    books: list[OwnedBook],
+    answered: dict[str, set[str]],
+    pending: dict[str, set[str]],
+    candidates: pl.DataFrame,
+    now: datetime,
+) -> pl.DataFrame:
+    """Per book: when it was asked, which providers answered, which still owe an answer."""
     best = dict(
         candidates.group_by("item_id")
         .agg(pl.col("match_level").replace_strict(RANK, return_dtype=pl.Int64).max().alias("r"))
         .select("item_id", pl.col("r").replace_strict({v: k for k, v in RANK.items()}, return_dtype=pl.Utf8))
         .iter_rows()
     )
+    counts = dict(candidates.group_by("item_id").len().iter_rows())
     rows = [
         {
             "item_id": b.item_id, "bucket": bucket_of(b.item_id), "enriched_at": now,
-            "providers": sorted({c.provider for c in found.get(b.item_id, [])}),
-            "candidates": len(found.get(b.item_id, [])), "best_level": best.get(b.item_id, "UNMATCHED"),
+            "providers": sorted(p for p, items in answered.items() if b.item_id in items),
+            "pending": sorted(p for p, items in pending.items() if b.item_id in items),
+            "candidates": counts.get(b.item_id, 0), "best_level": best.get(b.item_id, "UNMATCHED"),
         }
         for b in books
-        if b.item_id in found
     ]
     return frame_from_rows(rows, STATE_SCHEMA)
 

@@ -101,20 +101,21 @@ class Warehouse:
         self._transaction(name, {"_incoming": frame}, statements)
         return frame.height
 
-    def replace_rows(self, name: str, frame: pl.DataFrame, column: str, values: list) -> int:
-        """Delete the rows whose `column` is in `values`, insert `frame`.
+    def replace_rows(self, name: str, frame: pl.DataFrame, keys: pl.DataFrame) -> int:
+        """Delete the rows matching any row of `keys` (on its columns), insert `frame`.
 
         This is how per-item state is kept: re-enriching a book replaces its rows only.
         """
         _check_identifier(name)
-        _check_identifier(column)
-        keys = pl.DataFrame({"k": values}, schema={"k": frame.schema[column]})
+        for column in keys.columns:
+            _check_identifier(column)
+        match = " AND ".join(f't."{c}" = k."{c}"' for c in keys.columns)
         self._transaction(
             name,
             {"_incoming": frame, "_keys": keys},
             [
                 (f'CREATE TABLE IF NOT EXISTS "{name}" AS SELECT * FROM _incoming LIMIT 0', []),
-                (f'DELETE FROM "{name}" WHERE "{column}" IN (SELECT k FROM _keys)', []),
+                (f'DELETE FROM "{name}" t USING _keys k WHERE {match}', []),
                 (f'INSERT INTO "{name}" BY NAME SELECT * FROM _incoming', []),
             ],
         )

@@ -55,6 +55,11 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     return env.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def _switch(env: Mapping[str, str], name: str) -> dict[str, str]:
+    """Keyless providers are on unless `name=0`; off means no URL, which skips them with a line."""
+    return {"base_url": ""} if name in env and not _flag(env, name) else {}
+
+
 def enrichment_settings(env: Mapping[str, str]) -> EnrichmentSettings:
     level = env.get("MAMCRAWLER_WRITEBACK_MIN_CONFIDENCE", "HIGH").strip().upper()
     if level not in CONFIDENCE_LEVELS:
@@ -64,6 +69,19 @@ def enrichment_settings(env: Mapping[str, str]) -> EnrichmentSettings:
         writeback_enabled=_flag(env, "MAMCRAWLER_WRITEBACK"),
         writeback_min_confidence=level,
     )
+
+
+def provider_weights(env: Mapping[str, str]) -> dict[str, float]:
+    """`MAMCRAWLER_PROVIDER_WEIGHTS="google=1.0,hardcover=0.9,goodreads=0.8"`: consensus weights
+    by provider name; providers not named keep their defaults (the seed system's)."""
+    weights = {}
+    for entry in filter(None, (e.strip() for e in env.get("MAMCRAWLER_PROVIDER_WEIGHTS", "").split(","))):
+        name, _, value = entry.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise ProfileError(f"MAMCRAWLER_PROVIDER_WEIGHTS entries are name=number, not {entry!r}") from None
+    return weights
 
 
 def custom_servers(env: Mapping[str, str]) -> list[CustomServerConfig]:
@@ -76,7 +94,8 @@ def custom_servers(env: Mapping[str, str]) -> list[CustomServerConfig]:
             raise ProfileError(f"MAMCRAWLER_CUSTOM_PROVIDERS entries are name=url, not {entry!r}")
         auth_var = "CUSTOM_PROVIDER_AUTH_" + "".join(c if c.isalnum() else "_" for c in name.strip()).upper()
         auth = EnvVar(auth_var) if auth_var in env else ""
-        servers.append(CustomServerConfig(name=name.strip(), url=url.strip(), auth=auth))
+        weight = provider_weights(env).get(name.strip())
+        servers.append(CustomServerConfig(name=name.strip(), url=url.strip(), auth=auth, weight=weight))
     return servers
 
 
@@ -98,18 +117,23 @@ def build_resources(profile: Profile, env: Mapping[str, str] = os.environ) -> di
         }
     library_ids = [i.strip() for i in env.get("ABS_LIBRARY_IDS", "").split(",") if i.strip()]
     region = env.get("AUDIBLE_REGION", "us")
-    off = {"base_url": ""}  # a provider without a URL is skipped with a clear line
+    weights = provider_weights(env)
+
+    def weight(name: str) -> dict[str, float]:
+        return {"weight": weights[name]} if name in weights else {}
+
     return common | {
         "abs_client": AudiobookshelfResource(
             base_url=EnvVar("ABS_URL"), api_key=EnvVar("ABS_API_KEY"), library_ids=library_ids
         ),
-        "audible": AudibleProvider(region=region, **({} if _flag(env, "MAMCRAWLER_AUDIBLE") or "MAMCRAWLER_AUDIBLE" not in env else off)),
-        "audnexus": AudnexusProvider(region=region, **({} if _flag(env, "MAMCRAWLER_AUDNEXUS") or "MAMCRAWLER_AUDNEXUS" not in env else off)),
-        "hardcover": HardcoverProvider(token=EnvVar("HARDCOVER_TOKEN") if "HARDCOVER_TOKEN" in env else ""),
+        "audible": AudibleProvider(region=region, **weight("audible"), **_switch(env, "MAMCRAWLER_AUDIBLE")),
+        "audnexus": AudnexusProvider(region=region, **weight("audnexus"), **_switch(env, "MAMCRAWLER_AUDNEXUS")),
+        "hardcover": HardcoverProvider(token=EnvVar("HARDCOVER_TOKEN") if "HARDCOVER_TOKEN" in env else "", **weight("hardcover")),
         "google_books": GoogleBooksProvider(
             api_key=EnvVar("GOOGLE_BOOKS_API_KEY") if "GOOGLE_BOOKS_API_KEY" in env else None,
-            **({} if _flag(env, "MAMCRAWLER_GOOGLE_BOOKS") or "MAMCRAWLER_GOOGLE_BOOKS" not in env else off),
+            **weight("google"),
+            **_switch(env, "MAMCRAWLER_GOOGLE_BOOKS"),
         ),
-        "openlibrary": OpenLibraryProvider(**({} if _flag(env, "MAMCRAWLER_OPENLIBRARY") or "MAMCRAWLER_OPENLIBRARY" not in env else off)),
+        "openlibrary": OpenLibraryProvider(**weight("openlibrary"), **_switch(env, "MAMCRAWLER_OPENLIBRARY")),
         "custom_providers": CustomProviders(servers=custom_servers(env)),
     }

@@ -26,16 +26,16 @@ def collect_candidates(
     cache: ResponseCache,
     budget: DailyBudget,
     log: Callable[[str], None],
-) -> tuple[dict[str, list[Candidate]], set[str], dict[str, ProviderStats], list[str]]:
-    """Every enabled provider's candidates per item, and the items some provider did not answer.
+) -> tuple[dict[str, list[Candidate]], dict[str, set[str]], dict[str, set[str]], dict[str, ProviderStats], list[str]]:
+    """Every enabled provider's candidates per item, which items each provider answered, and
+    which it was asked about but did not answer (an error, or a spent daily quota).
 
     Audnexus goes last: it answers per ASIN only, so books without one in ABS get the
-    ASIN of their first Audible candidate. An item is incomplete when a provider failed
-    on it or stopped before it (a spent daily quota); it keeps its previous state and is
-    asked again by the next run.
+    ASIN of their first Audible candidate.
     """
     found: dict[str, list[Candidate]] = {q.item_id: [] for q in queries}
-    incomplete: set[str] = set()
+    answered: dict[str, set[str]] = {}
+    pending: dict[str, set[str]] = {}
     stats: dict[str, ProviderStats] = {}
     errors: list[str] = []
     ordered = sorted(providers, key=lambda p: p.provider_name == "audnexus")
@@ -50,12 +50,13 @@ def collect_candidates(
         got, provider_stats, provider_errors = provider.enrich(asked, cache, budget, progress=log)
         for item_id, candidates in got.items():
             found[item_id].extend(candidates)
-        incomplete |= {q.item_id for q in asked} - got.keys()
+        answered[provider.provider_name] = set(got)
+        pending[provider.provider_name] = {q.item_id for q in asked} - got.keys()
         stats[provider.provider_name] = provider_stats
         errors.extend(f"{provider.provider_name}: {e}" for e in provider_errors)
         log(f"{provider.provider_name}: {provider_stats.requests} requests, {provider_stats.cache_hits} cache hits, "
             f"{provider_stats.errors} errors, {provider_stats.throttled_s:.1f}s throttled")
-    return found, incomplete, stats, errors
+    return found, answered, pending, stats, errors
 
 
 def _audible_asin(candidates: list[Candidate]) -> str | None:

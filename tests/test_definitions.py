@@ -95,3 +95,21 @@ def test_dg_check_defs_passes():
     out = subprocess.run([str(ROOT / ".venv/bin/dg"), "check", "defs"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "All definitions loaded successfully" in out.stdout + out.stderr
+
+
+def test_production_provider_settings_from_the_environment():
+    env = {
+        "MAMCRAWLER_PROVIDER_WEIGHTS": "hardcover=0.5,goodreads=0.7",
+        "MAMCRAWLER_CUSTOM_PROVIDERS": "goodreads=http://127.0.0.1:9/goodreads",
+        "CUSTOM_PROVIDER_AUTH_GOODREADS": "secret-auth",
+        "MAMCRAWLER_OPENLIBRARY": "0",
+        "HARDCOVER_TOKEN": "secret-token",
+    }
+    resources = build_definitions(Profile("production", "test"), env=env).resources
+    assert resources["hardcover"].weight == 0.5 and resources["hardcover"].token == EnvVar("HARDCOVER_TOKEN")
+    assert not resources["openlibrary"].enabled and resources["audible"].enabled
+    server = resources["custom_providers"].servers[0]
+    assert (server.name, server.weight, server.auth) == ("goodreads", 0.7, EnvVar("CUSTOM_PROVIDER_AUTH_GOODREADS"))
+    assert not build_definitions(Profile("production", "test"), env={}).resources["hardcover"].enabled
+    with pytest.raises(ProfileError, match="name=number"):
+        build_definitions(Profile("production", "test"), env={"MAMCRAWLER_PROVIDER_WEIGHTS": "google=lots"})

@@ -111,3 +111,36 @@ def test_writeback_merges_series_and_sends_strings(monkeypatch):
     corrections = Warehouse(default_warehouse_path()).read_table("metadata_corrections")
     assert set(corrections["mode"]) <= {"applied", "unchanged"} and "applied" in set(corrections["mode"])
     assert TOKEN not in corrections.write_csv()
+
+
+def test_a_spent_quota_keeps_earlier_answers_and_leaves_the_books_pending():
+    from resources.google_books import GoogleBooksProvider
+    from resources.replay.googlebooks import GoogleBooksReplay
+    from tests.servers import serve as serve_handler
+
+    instance = DagsterInstance.ephemeral()
+    defs = build_definitions(Profile("demo", "test"))
+    run(defs, "refresh_library", instance)
+    run(defs, "enrich_metadata", instance, tags=ALL)
+    store = Warehouse(default_warehouse_path())
+    google_before = store.query("SELECT item_id, title FROM book_metadata WHERE provider = 'google'")
+    assert google_before.height > 0
+
+    with serve_handler(GoogleBooksReplay(quota="429", quota_after=3)) as url:
+        google = GoogleBooksProvider(base_url=url, api_key=None, requests_per_second=100, concurrency=1)
+        resources = build_resources(Profile("demo", "test")) | {"google_books": google}
+        quota_defs = type(defs)(assets=defs.assets, asset_checks=defs.asset_checks, jobs=defs.jobs, resources=resources)
+        run(quota_defs, "enrich_metadata", instance, tags=ALL,
+            run_config={"ops": {"book_metadata": {"config": {"refresh": True}}}})
+    meta = latest(instance, "book_metadata")
+    assert "daily quota is spent" in meta["errors"].value
+    state = store.read_table("book_enrichment_state")
+    pending = state.filter(pl.col("pending").list.contains("google"))
+    assert pending.height == 25 - 3
+    # Google's earlier answers are still there for the books it could not be asked about again.
+    google_after = store.query("SELECT item_id, title FROM book_metadata WHERE provider = 'google'")
+    assert google_after.sort("item_id").equals(google_before.sort("item_id"))
+    # METADATA_NEW picks the pending books up again (the quota has reset for the replay).
+    run(defs, "enrich_metadata", instance, tags=ALL, run_config={"ops": {"book_metadata": {"config": {"only_new": True}}}})
+    assert latest(instance, "book_metadata")["books_asked"].value == 22
+    assert store.read_table("book_enrichment_state")["pending"].list.len().sum() == 0
