@@ -64,14 +64,15 @@ def _in_buckets(frame: pl.DataFrame, buckets: list[str]) -> pl.DataFrame:
     return frame.filter(pl.col("item_id").map_elements(bucket_of, return_dtype=pl.Utf8).is_in(buckets))
 
 
-@asset(
-    group_name="metadata",
-    partitions_def=metadata_buckets,
-    backfill_policy=BackfillPolicy.single_run(),
-    deps=[library_books],
-    pool=PROVIDER_POOL,
-    kinds={"duckdb", "polars"},
-)
+# Every metadata asset: same buckets, one run for any range of them.
+BUCKETED = {"group_name": "metadata", "partitions_def": metadata_buckets, "backfill_policy": BackfillPolicy.single_run()}
+
+
+def all_providers(*providers: MetadataProvider, custom: CustomProviders) -> list[MetadataProvider]:
+    return [*providers, *custom.providers()]
+
+
+@asset(**BUCKETED, deps=[library_books], pool=PROVIDER_POOL, kinds={"duckdb", "polars"})
 def book_metadata(
     context: AssetExecutionContext,
     config: EnrichmentConfig,
@@ -104,7 +105,7 @@ def book_metadata(
     context.log.info(f"enriching {len(queries)} books in buckets {', '.join(buckets)}")
     cache = ResponseCache(store, timedelta(days=enrichment.cache_ttl_days), reuse=not config.refresh)
     budget = DailyBudget(store)
-    providers = [audible, audnexus, hardcover, google_books, openlibrary, *custom_providers.providers()]
+    providers = all_providers(audible, audnexus, hardcover, google_books, openlibrary, custom=custom_providers)
     found, answered, pending, stats, errors = collect_candidates(providers, queries, cache, budget, context.log.info)
     now = datetime.now(UTC)
     # A provider's earlier answers are replaced only where it answered again: after a spent
@@ -146,14 +147,7 @@ def _stats_table(stats: dict) -> str:
     return "\n".join(lines)
 
 
-@asset(
-    group_name="metadata",
-    partitions_def=metadata_buckets,
-    backfill_policy=BackfillPolicy.single_run(),
-    deps=[book_metadata],
-    pool=WAREHOUSE_POOL,
-    kinds={"duckdb", "polars"},
-)
+@asset(**BUCKETED, deps=[book_metadata], pool=WAREHOUSE_POOL, kinds={"duckdb", "polars"})
 def enriched_books(
     context: AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -172,7 +166,8 @@ def enriched_books(
     candidates = (
         candidates.filter(pl.col("bucket").is_in(buckets)) if candidates is not None else pl.DataFrame(schema=CANDIDATE_SCHEMA)
     )
-    weights = {p.provider_name: p.weight for p in [audible, audnexus, hardcover, google_books, openlibrary, *custom_providers.providers()]}
+    providers = all_providers(audible, audnexus, hardcover, google_books, openlibrary, custom=custom_providers)
+    weights = {p.provider_name: p.weight for p in providers}
     table = enriched_frame(candidates, weights)
     store.replace_rows("enriched_books", table, pl.DataFrame({"bucket": buckets}))
     books = table.unique("item_id").select("book_confidence")["book_confidence"].to_list()
@@ -188,14 +183,7 @@ def enriched_books(
     )
 
 
-@asset(
-    group_name="metadata",
-    partitions_def=metadata_buckets,
-    backfill_policy=BackfillPolicy.single_run(),
-    deps=[enriched_books],
-    pool=WAREHOUSE_POOL,
-    kinds={"duckdb"},
-)
+@asset(**BUCKETED, deps=[enriched_books], pool=WAREHOUSE_POOL, kinds={"duckdb"})
 def abs_metadata_writeback(
     context: AssetExecutionContext,
     warehouse: WarehouseResource,

@@ -120,8 +120,11 @@ class CustomProviders(ConfigurableResource):
     def providers(self) -> list[CustomProviderServer]:
         return [self._server(s) for s in self.servers]
 
+    def _server_class(self) -> type[CustomProviderServer]:
+        return CustomProviderServer
+
     def _server(self, config: CustomServerConfig) -> CustomProviderServer:
-        return CustomProviderServer(
+        return self._server_class()(
             server_name=config.name.strip(),
             base_url=config.url.strip(),
             auth=config.auth,
@@ -155,15 +158,8 @@ class ReplayCustomProviders(CustomProviders):
     )
     requests_per_second: float = 200.0  # in-process replay: nothing remote to be polite to
 
-    def _server(self, config: CustomServerConfig) -> CustomProviderServer:
-        return ReplayCustomProviderServer(
-            server_name=config.name.strip(),
-            base_url=config.url.strip(),
-            auth=config.auth,
-            weight=config.weight,
-            requests_per_second=self.requests_per_second,
-            timeout_s=self.timeout_s,
-        )
+    def _server_class(self) -> type[CustomProviderServer]:
+        return ReplayCustomProviderServer
 
 
 # --- parsing, as ABS's CustomProviderAdapter does -------------------------------------
