@@ -1,6 +1,7 @@
 """Blocking checks on every table: schema (pandera), unique key, no owned book missing."""
 
 
+import polars as pl
 from dagster import AssetCheckResult, AssetChecksDefinition, MetadataValue, asset_check
 
 from assets.presentation import markdown_table
@@ -32,7 +33,7 @@ def contract_check(contract: TableContract) -> AssetChecksDefinition:
 def no_owned_book_is_missing(warehouse: WarehouseResource) -> AssetCheckResult:
     """A (series, position) the library owns, directly or through an omnibus, is never listed."""
     store = warehouse.get()
-    owned = owned_positions(store.read_table("library_books"))
+    owned = owned_positions(store.read_table("library_books")).with_columns(pl.col("position").cast(pl.Float64))
     clashes = store.read_table("missing_books").join(owned, on=["series_id", "position"], how="inner")
     return AssetCheckResult(
         passed=clashes.is_empty(),
@@ -40,4 +41,25 @@ def no_owned_book_is_missing(warehouse: WarehouseResource) -> AssetCheckResult:
     )
 
 
-table_checks = [contract_check(c) for c in CONTRACTS.values()] + [no_owned_book_is_missing]
+@asset_check(asset="missing_books", blocking=True, pool=WAREHOUSE_POOL)
+def one_row_per_series_position(warehouse: WarehouseResource) -> AssetCheckResult:
+    """No (series, position) of the main line is listed twice."""
+    main = warehouse.get().read_table("missing_books").filter((pl.col("line") == "main") & pl.col("series_id").is_not_null())
+    duplicates = main.group_by("series_id", "position").len().filter(pl.col("len") > 1)
+    return AssetCheckResult(passed=duplicates.is_empty(), metadata={"duplicated_positions": duplicates.height})
+
+
+@asset_check(asset="missing_books", blocking=True, pool=WAREHOUSE_POOL)
+def every_row_has_a_title_or_says_why(warehouse: WarehouseResource) -> AssetCheckResult:
+    table = warehouse.get().read_table("missing_books")
+    silent = table.filter(pl.col("title").is_null() & pl.col("title_note").is_null())
+    titled = table["title"].is_not_null().sum()
+    return AssetCheckResult(passed=silent.is_empty(), metadata={"titled": titled, "untitled_without_reason": silent.height})
+
+
+table_checks = [
+    *(contract_check(c) for c in CONTRACTS.values()),
+    no_owned_book_is_missing,
+    one_row_per_series_position,
+    every_row_has_a_title_or_says_why,
+]

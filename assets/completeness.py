@@ -1,23 +1,44 @@
-"""Group `completeness`: what is missing from each series."""
+"""Group `completeness`: the catalogues of owned series and followed authors, and what is missing."""
 
 
 from collections import Counter
 from datetime import timedelta
 
 import polars as pl
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetSpec,
+    Field,
+    MaterializeResult,
+    MetadataValue,
+    OpExecutionContext,
+    asset,
+    job,
+    multi_asset,
+    op,
+)
 
 from assets.library import library_books
 from assets.metadata import book_metadata
-from assets.presentation import counts_table, markdown_table, table_metadata
-from mamcrawler.catalog import catalog_frame, catalog_rows, series_refs, titles_for_gaps
-from mamcrawler.gaps import carry_lifecycle, find_series_gaps
+from assets.presentation import completeness_bars, counts_table, table_metadata
+from mamcrawler.catalog import (
+    AUTHOR_CATALOG_SCHEMA,
+    CATALOG_SCHEMA,
+    author_refs,
+    catalog_frame,
+    catalog_rows,
+    series_refs,
+)
+from mamcrawler.completeness import OVERRIDES_TABLE, change_overrides, find_missing, followed_authors, override_sets
+from mamcrawler.gaps import carry_lifecycle
 from resources.audible import AudibleProvider
-from resources.catalog import series_members
+from resources.catalog import author_works, series_members
 from resources.enrichment import EnrichmentSettings
 from resources.hardcover import HardcoverProvider
 from resources.metadata_provider import PROVIDER_POOL, DailyBudget, ResponseCache
+from resources.openlibrary import OpenLibraryProvider
 from resources.profile import ProfileResource
+from resources.settings import CompletenessOptions
 from resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 
 
@@ -37,7 +58,9 @@ def series_catalog(
     cache = ResponseCache(store, timedelta(days=enrichment.cache_ttl_days))
     budget = DailyBudget(store)
     found, stats, errors = series_members(audible, hardcover, refs, cache, budget, context.log.info)
-    table = catalog_frame([row for series_id, name, ref, members in found for row in catalog_rows(series_id, name, ref, members)])
+    table = catalog_frame(
+        [row for series_id, name, ref, members in found for row in catalog_rows(series_id, name, ref, members)], CATALOG_SCHEMA
+    )
     store.write_table("series_catalog", table)
     cache.flush()
     budget.save()
@@ -53,26 +76,113 @@ def series_catalog(
     )
 
 
-@asset(group_name="completeness", deps=[library_books, series_catalog], pool=WAREHOUSE_POOL, kinds={"duckdb", "polars"})
-def missing_books(context: AssetExecutionContext, warehouse: WarehouseResource, profile: ProfileResource) -> MaterializeResult:
-    """The holes in each owned series, titled where a provider's catalogue knows the position;
-    statuses survive rebuilds."""
+@asset(group_name="completeness", deps=[library_books, book_metadata], pool=PROVIDER_POOL, kinds={"duckdb", "polars"})
+def author_catalog(
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    profile: ProfileResource,
+    enrichment: EnrichmentSettings,
+    options: CompletenessOptions,
+    hardcover: HardcoverProvider,
+    openlibrary: OpenLibraryProvider,
+) -> MaterializeResult:
+    """Every followed author's works as Hardcover (contributions) and OpenLibrary (author works)
+    list them; an author is followed with enough owned books or by the user's word."""
     store = warehouse.get()
-    fresh = titles_for_gaps(find_series_gaps(store.read_table("library_books")), store.read_optional("series_catalog"))
-    table = carry_lifecycle(fresh, store.read_optional("missing_books"))
-    store.write_table("missing_books", table)
-    per_series = (
-        table.group_by("series", "author")
-        .agg(pl.len().alias("missing"), pl.col("owned_positions").first().alias("owned"))
-        .sort("missing", "series", descending=[True, False])
+    books = store.read_table("library_books")
+    followed, why = followed_authors(books, override_sets(store.read_optional(OVERRIDES_TABLE)), options.settings())
+    refs = author_refs(store.read_optional("book_metadata"), followed)
+    cache = ResponseCache(store, timedelta(days=enrichment.cache_ttl_days))
+    budget = DailyBudget(store)
+    rows, stats, errors = author_works(hardcover, openlibrary, refs, cache, budget, context.log.info)
+    names = dict(
+        books.select(pl.col("author_keys").list.first().alias("k"), "author").drop_nulls().unique("k").iter_rows()
     )
-    context.log.info(f"missing_books: {table.height} missing books in {per_series.height} series")
+    table = catalog_frame([{**r, "author": names.get(r["author_key"])} for r in rows], AUTHOR_CATALOG_SCHEMA)
+    store.write_table("author_catalog", table)
+    cache.flush()
+    budget.save()
+    for error in errors:
+        context.log.warning(error)
     return MaterializeResult(
         metadata={
-            **table_metadata(table, profile, ["author", "series", "position", "title", "priority", "status"]),
-            "titled": table["title"].is_not_null().sum(),
-            "series_with_gaps": per_series.height,
-            "missing_per_series": MetadataValue.md(markdown_table(per_series, limit=25)),
-            "status_counts": MetadataValue.md(counts_table(Counter(table["status"].to_list()), "status")),
+            **table_metadata(table, profile, ["author", "provider", "title", "series", "position_raw", "release_date"]),
+            "followed_authors": MetadataValue.md("\n".join(f"- {k}: {w}" for k, w in sorted(why.items())) or "_none_"),
+            "authors_listed": len({r[0] for r in refs}),
+            "provider_requests": sum(s.requests for s in stats.values()),
+            "errors": MetadataValue.md("\n".join(f"- {e}" for e in errors) or "_none_"),
         }
     )
+
+
+@multi_asset(
+    specs=[
+        AssetSpec("missing_books", group_name="completeness", deps=[library_books, series_catalog, author_catalog],
+                  kinds={"duckdb", "polars"}, description="Each missing book once: title, position, identifiers, "
+                  "reason, priority and a lifecycle status that survives rebuilds."),
+        AssetSpec("series_completeness", group_name="completeness", deps=[library_books, series_catalog],
+                  kinds={"duckdb"}, description="Per owned series: total, owned, missing, percentage, status."),
+        AssetSpec("author_completeness", group_name="completeness", deps=[library_books, author_catalog],
+                  kinds={"duckdb"}, description="Per followed author: works, owned, missing, percentage, status."),
+        AssetSpec("upcoming_books", group_name="completeness", deps=[series_catalog],
+                  kinds={"duckdb"}, description="Books of owned series that are announced but not released yet."),
+    ],
+    pool=WAREHOUSE_POOL,
+)
+def completeness(
+    context: AssetExecutionContext, warehouse: WarehouseResource, profile: ProfileResource, options: CompletenessOptions
+):
+    """Completeness against the catalogues, with the user's overrides applied."""
+    store = warehouse.get()
+    result = find_missing(
+        store.read_table("library_books"),
+        store.read_optional("series_catalog"),
+        store.read_optional("author_catalog"),
+        store.read_optional(OVERRIDES_TABLE),
+        options.settings(),
+    )
+    missing = carry_lifecycle(result.missing, store.read_optional("missing_books"))
+    store.write_table("missing_books", missing)
+    store.write_table("series_completeness", result.series)
+    store.write_table("author_completeness", result.authors)
+    store.write_table("upcoming_books", result.upcoming)
+    per_series = result.series.select("series", "author", "owned", "total", "missing", "status")
+    context.log.info(f"missing_books: {missing.height} missing books, {result.upcoming.height} upcoming")
+    yield MaterializeResult(
+        asset_key="missing_books",
+        metadata={
+            **table_metadata(missing, profile, ["author", "series", "position_label", "title", "reason", "priority", "status"]),
+            "titled": int(missing["title"].is_not_null().sum()),
+            "by_reason": MetadataValue.md(counts_table(Counter(missing["reason"].to_list()), "reason")),
+            "status_counts": MetadataValue.md(counts_table(Counter(missing["status"].to_list()), "status")),
+            "catalogue_entries_skipped": MetadataValue.md(counts_table(result.skipped)),
+        },
+    )
+    yield MaterializeResult(
+        asset_key="series_completeness",
+        metadata={
+            **table_metadata(result.series, profile, ["series", "author", "owned", "total", "percentage", "status"]),
+            "status_counts": MetadataValue.md(counts_table(Counter(result.series["status"].to_list()), "status")),
+            "picture": MetadataValue.md(completeness_bars(per_series)),
+        },
+    )
+    yield MaterializeResult(
+        asset_key="author_completeness",
+        metadata=table_metadata(result.authors, profile, ["author", "followed_because", "owned", "total", "status"]),
+    )
+    yield MaterializeResult(asset_key="upcoming_books", metadata=table_metadata(result.upcoming, profile))
+
+
+@op(config_schema={"add": Field(list, default_value=[]), "remove": Field(list, default_value=[])})
+def change_completeness_overrides(context: OpExecutionContext, warehouse: WarehouseResource) -> None:
+    """Add or remove overrides: [{kind, target, note}]; kinds: ignore_book (missing_id or title),
+    ignore_series / series_complete (series_id or name), follow_author / unfollow_author (name)."""
+    store = warehouse.get()
+    table = change_overrides(store.read_optional(OVERRIDES_TABLE), context.op_config["add"], context.op_config["remove"])
+    store.write_table(OVERRIDES_TABLE, table)
+    context.log.info(f"{table.height} overrides; rebuild completeness to apply them")
+
+
+@job(description="Edit the completeness overrides (then materialise the completeness group).")
+def edit_completeness_overrides():
+    change_completeness_overrides()

@@ -51,3 +51,15 @@ def table_metadata(
         "preview": MetadataValue.md(markdown_table(preview)),
         "profile": profile.name + (" (bundled sample library, nothing is sent anywhere)" if profile.is_demo else ""),
     }
+
+
+def completeness_bars(series: pl.DataFrame, limit: int = 30) -> str:
+    """A bar per series, least complete first: the picture of the completeness summary."""
+    if series.is_empty():
+        return "_no series_"
+    lines = ["| series | owned | |", "|---|---|---|"]
+    for row in series.sort("owned").head(limit).iter_rows(named=True):
+        total = max(row["total"], 1)
+        filled = round(20 * min(row["owned"], total) / total)
+        lines.append(f"| {_cell(row['series'])} | {row['owned']}/{row['total']} | `{'█' * filled}{'░' * (20 - filled)}` |")
+    return "\n".join(lines)

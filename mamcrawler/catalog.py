@@ -8,7 +8,6 @@ series name folds to the same key as our membership.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 import polars as pl
@@ -16,7 +15,7 @@ import polars as pl
 from mamcrawler.enrichment import RANK
 from mamcrawler.frames import frame_from_rows
 from mamcrawler.gaps import series_memberships
-from mamcrawler.names import series_key
+from mamcrawler.names import author_key, series_key
 from mamcrawler.positions import parse_position
 
 CATALOG_SCHEMA: dict[str, pl.DataType] = {
@@ -25,6 +24,11 @@ CATALOG_SCHEMA: dict[str, pl.DataType] = {
     "release_date": pl.Utf8, "asin": pl.Utf8, "duration_s": pl.Float64,
 }
 PROVIDER_PREFERENCE = ("audible", "hardcover")
+AUTHOR_CATALOG_SCHEMA: dict[str, pl.DataType] = {
+    "author_key": pl.Utf8, "author": pl.Utf8, "provider": pl.Utf8, "provider_author": pl.Utf8, "work_id": pl.Utf8,
+    "title": pl.Utf8, "series": pl.Utf8, "position_raw": pl.Utf8, "release_date": pl.Utf8, "compilation": pl.Boolean,
+    "contribution": pl.Utf8, "language": pl.Utf8,
+}
 
 
 def series_refs(books: pl.DataFrame, candidates: pl.DataFrame | None) -> list[tuple[str, str, str]]:
@@ -40,6 +44,18 @@ def series_refs(books: pl.DataFrame, candidates: pl.DataFrame | None) -> list[tu
     accepted = accepted.with_columns(pl.col("name").map_elements(series_key, return_dtype=pl.Utf8).alias("series_key"))
     joined = accepted.join(memberships, on=["item_id", "series_key"], how="inner")
     return sorted(set(joined.select("series_id", "provider", "ref").iter_rows()))
+
+
+def author_refs(candidates: pl.DataFrame | None, followed: set[str]) -> list[tuple[str, str, str]]:
+    """(author_key, provider, provider author id) for followed authors, from matched candidates."""
+    if candidates is None or candidates.is_empty() or not followed or "author_refs" not in candidates.columns:
+        return []
+    refs = (
+        candidates.filter(pl.col("match_level").replace_strict(RANK, return_dtype=pl.Int64) >= RANK["MEDIUM"])
+        .select("provider", "author_refs").explode("author_refs").drop_nulls("author_refs").unnest("author_refs")
+    )
+    found = {(author_key(name), provider, ref) for provider, name, ref in refs.select("provider", "name", "ref").iter_rows()}
+    return sorted(r for r in found if r[0] in followed)
 
 
 def catalog_rows(series_id: str, provider: str, ref: str, members: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -58,28 +74,5 @@ def catalog_rows(series_id: str, provider: str, ref: str, members: list[dict[str
     return rows
 
 
-def catalog_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
-    return frame_from_rows(rows, CATALOG_SCHEMA)
-
-
-def titles_for_gaps(missing: pl.DataFrame, catalog: pl.DataFrame | None) -> pl.DataFrame:
-    """`missing_books` with `title` filled from the catalogue where a provider knows it.
-
-    Only main-line entries (not omnibuses or compilations) name a position; Audible is
-    preferred, then Hardcover, then any other provider.
-    """
-    if catalog is None or catalog.is_empty() or missing.is_empty():
-        return missing
-    known: dict[tuple[str, int], tuple[int, str]] = {}
-    for series_id, provider, title, key, kind, compilation in catalog.select(
-        "series_id", "provider", "title", "sort_key", "kind", "compilation"
-    ).iter_rows():
-        if not title or kind != "main" or compilation:
-            continue
-        rank = PROVIDER_PREFERENCE.index(provider) if provider in PROVIDER_PREFERENCE else len(PROVIDER_PREFERENCE)
-        slot = (series_id, int(key))
-        if slot not in known or rank < known[slot][0]:
-            known[slot] = (rank, title)
-    titles = defaultdict(lambda: None, {k: v[1] for k, v in known.items()})
-    filled = [titles[(s, p)] for s, p in zip(missing["series_id"], missing["position"])]
-    return missing.with_columns(pl.coalesce(pl.Series("t", filled, dtype=pl.Utf8), pl.col("title")).alias("title"))
+def catalog_frame(rows: list[dict[str, Any]], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    return frame_from_rows(rows, schema)

@@ -258,6 +258,7 @@ CANDIDATE_SCHEMA: dict[str, pl.DataType] = {
     "publisher": pl.Utf8, "isbn": pl.Utf8, "asin": pl.Utf8, "language": pl.Utf8, "genres": pl.List(pl.Utf8),
     "description": pl.Utf8, "cover": pl.Utf8, "duration_s": pl.Float64, "is_audiobook": pl.Boolean,
     "series_refs": pl.List(pl.Struct({"name": pl.Utf8, "ref": pl.Utf8})),
+    "author_refs": pl.List(pl.Struct({"name": pl.Utf8, "ref": pl.Utf8})),
     "fetched_at": pl.Datetime("us", "UTC"),
 }
 STATE_SCHEMA: dict[str, pl.DataType] = {
@@ -293,8 +294,10 @@ def candidate_frame(books: list[OwnedBook], found: dict[str, list[Candidate]], n
             row = candidate.as_row()
             ranks[candidate.provider] += 1
             refs = candidate.extra.get("series_asins") or candidate.extra.get("series_ids") or {}
+            authors = candidate.extra.get("author_ids") or {}
             row.update(
                 series_refs=[{"name": n, "ref": str(r)} for n, r in refs.items() if r is not None],
+                author_refs=[{"name": n, "ref": str(r)} for n, r in authors.items() if r is not None],
                 item_id=book.item_id, bucket=bucket_of(book.item_id), rank=ranks[candidate.provider],
                 match_score=m.score, match_level=m.level, edition=m.edition,
                 evidence=list(m.evidence), fetched_at=now,

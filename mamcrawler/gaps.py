@@ -9,23 +9,28 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import polars as pl
 
-from mamcrawler.frames import bulk
-
 MISSING_SCHEMA: dict[str, pl.DataType] = {
     "missing_id": pl.Utf8,
-    "series_id": pl.Utf8,
+    "series_id": pl.Utf8,  # null for an author gap outside the owned series
     "series": pl.Utf8,
     "author": pl.Utf8,
-    "position": pl.Int64,
+    "position": pl.Float64,  # 2.5 for a novella; null for a standalone
+    "position_label": pl.Utf8,
+    "line": pl.Utf8,  # main / novella / prequel / standalone
     "title": pl.Utf8,
-    "reason": pl.Utf8,
+    "title_note": pl.Utf8,  # why there is no title
+    "title_alternatives": pl.Utf8,  # other providers' titles for the same position
+    "reason": pl.Utf8,  # series_gap / author_gap
     "priority": pl.Int64,
     "status": pl.Utf8,
+    "asin": pl.Utf8,
+    "release_date": pl.Utf8,
+    "provider": pl.Utf8,
     "owned_positions": pl.Utf8,
     "first_seen_at": pl.Datetime("us", "UTC"),
     "updated_at": pl.Datetime("us", "UTC"),
@@ -108,32 +113,13 @@ def missing_id(series_id: str, position: int) -> str:
 
 
 def find_series_gaps(books: pl.DataFrame, now: datetime | None = None) -> pl.DataFrame:
-    """Missing main-line positions below the highest owned one, per series.
+    """The holes in each series as the library alone shows them: main-line positions below
+    the highest owned one. Novellas (2.5) and prequels (0, 0.5) make no holes; an omnibus
+    ("1-3") covers its range. The catalogue-aware version is `completeness.find_missing`,
+    which this is with no catalogue."""
+    from mamcrawler.completeness import CompletenessSettings, find_missing  # completeness builds on this module
 
-    Novellas (2.5) and prequels (0, 0.5) create no holes; an omnibus ("1-3") covers its
-    range. `priority` ranks the gaps within a series: the first gap after the books
-    read in order comes first (1), the rest follow in reading order.
-    """
-    with bulk():
-        return _find_series_gaps(books, now or datetime.now(UTC))
-
-
-def _find_series_gaps(books: pl.DataFrame, now: datetime) -> pl.DataFrame:
-    memberships = series_memberships(books)
-    names = _most_common_by_series(memberships, "series")
-    authors = _most_common_by_series(memberships, "author")
-    rows: list[tuple] = []
-    for series_id, owned in _owned_by_series(memberships).items():
-        gaps = sorted(set(range(1, max(owned) + 1)) - owned)
-        if not gaps:
-            continue
-        owned_text = ", ".join(str(p) for p in sorted(owned))
-        for priority, position in enumerate(gaps, start=1):
-            rows.append((
-                missing_id(series_id, position), series_id, names[series_id], authors.get(series_id), position,
-                None, "series_gap", priority, "identified", owned_text, now, now,
-            ))
-    return pl.DataFrame(rows, schema=MISSING_SCHEMA, orient="row").sort("series", "position")
+    return find_missing(books, None, None, None, CompletenessSettings(), now).missing
 
 
 def carry_lifecycle(fresh: pl.DataFrame, previous: pl.DataFrame | None) -> pl.DataFrame:
@@ -142,7 +128,7 @@ def carry_lifecycle(fresh: pl.DataFrame, previous: pl.DataFrame | None) -> pl.Da
     Rebuilding the table must never move a `queued` or `downloading` book back to
     `identified`; rows that are no longer missing simply leave the table.
     """
-    if previous is None or previous.is_empty():
+    if previous is None or previous.is_empty() or "missing_id" not in previous.columns:
         return fresh
     prior = previous.select("missing_id", pl.col("status").alias("_status"), pl.col("first_seen_at").alias("_first"))
     return (

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pandera.polars as pa
 import polars as pl
 
+from mamcrawler.completeness import LINES
 from mamcrawler.enrichment import CANDIDATE_SCHEMA, ENRICHED_SCHEMA, LEVELS
 from mamcrawler.gaps import LIFECYCLE, MISSING_SCHEMA
 from mamcrawler.library import BOOKS_SCHEMA, SNAPSHOT_SCHEMA
@@ -64,16 +65,15 @@ MISSING_BOOKS = TableContract(
         _columns(
             MISSING_SCHEMA,
             missing_id=pa.Column(pl.Utf8, nullable=False),
-            series_id=pa.Column(pl.Utf8, nullable=False),
-            series=pa.Column(pl.Utf8, nullable=False),
-            position=pa.Column(pl.Int64, pa.Check.ge(0), nullable=False),
+            position=pa.Column(pl.Float64, pa.Check.ge(0), nullable=True),
+            line=pa.Column(pl.Utf8, pa.Check.isin(list(LINES)), nullable=False),
             reason=pa.Column(pl.Utf8, pa.Check.isin(["series_gap", "author_gap"]), nullable=False),
             priority=pa.Column(pl.Int64, pa.Check.ge(1), nullable=False),
             status=pa.Column(pl.Utf8, pa.Check.isin(list(LIFECYCLE)), nullable=False),
         ),
         strict=True,
     ),
-    ("series_id", "position"),
+    ("missing_id",),
 )
 
 BOOK_METADATA = TableContract(

@@ -62,13 +62,25 @@ class Warehouse:
         finally:
             con.close()
 
-    def _transaction(self, name: str, frames: dict[str, pl.DataFrame], statements: list[tuple[str, list]]) -> None:
-        """Run `statements` over the registered `frames` in one transaction; roll back on failure."""
+    def _transaction(
+        self, name: str, frames: dict[str, pl.DataFrame], statements: list[tuple[str, list]], evolve: bool = False
+    ) -> None:
+        """Run `statements` over the registered `frames` in one transaction; roll back on failure.
+
+        `evolve`: columns `_incoming` has and the table lacks are added first (a table
+        written by an older version keeps its rows; their new columns are null).
+        """
         with self.connect() as con:
             try:
                 for alias, frame in frames.items():
                     con.register(alias, frame.to_arrow())
                 con.execute("BEGIN TRANSACTION")
+                if evolve and self._exists(con, name):
+                    have = {r[0] for r in con.execute(f'DESCRIBE "{name}"').fetchall()}
+                    for column, column_type, *_ in con.execute("DESCRIBE _incoming").fetchall():
+                        if column not in have:
+                            _check_identifier(column)
+                            con.execute(f'ALTER TABLE "{name}" ADD COLUMN "{column}" {column_type}')
                 for sql, params in statements:
                     con.execute(sql, params)
                 con.execute("COMMIT")
@@ -98,7 +110,7 @@ class Warehouse:
         if expire_before:
             statements.append((f'DELETE FROM "{name}" WHERE "{expire_before[0]}" < ?', [expire_before[1]]))
         statements.append((f'INSERT INTO "{name}" BY NAME SELECT * FROM _incoming', []))
-        self._transaction(name, {"_incoming": frame}, statements)
+        self._transaction(name, {"_incoming": frame}, statements, evolve=True)
         return frame.height
 
     def replace_rows(self, name: str, frame: pl.DataFrame, keys: pl.DataFrame) -> int:
@@ -118,6 +130,7 @@ class Warehouse:
                 (f'DELETE FROM "{name}" t USING _keys k WHERE {match}', []),
                 (f'INSERT INTO "{name}" BY NAME SELECT * FROM _incoming', []),
             ],
+            evolve=True,
         )
         return frame.height
 

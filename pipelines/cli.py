@@ -10,11 +10,16 @@ from pathlib import Path
 import polars as pl
 
 from mamcrawler.enrichment import BUCKETS, bucket_of
+from mamcrawler.positions import format_position
 from mamcrawler.warehouse import REPO_ROOT, TableNotFound, Warehouse, WarehouseError, default_warehouse_path
 
 ALL_BUCKETS = {"dagster/asset_partition_range_start": BUCKETS[0], "dagster/asset_partition_range_end": BUCKETS[-1]}
 
-MISSING_COLUMNS = ["missing_id", "author", "series", "position", "title", "reason", "priority", "status"]
+MISSING_COLUMNS = [
+    "missing_id", "author", "series", "position", "position_label", "line", "title", "title_note", "reason",
+    "priority", "status", "asin", "release_date",
+]
+TABLE_COLUMNS = ["author", "series", "position_label", "title", "line", "reason", "priority", "status"]
 
 
 def ensure_dagster_home() -> Path:
@@ -49,7 +54,8 @@ def render_missing(frame: pl.DataFrame, fmt: str) -> str:
         return frame.write_csv()
     if frame.is_empty():
         return "No missing books: every series in the library is complete as far as the library shows."
-    return _format_table(frame.drop("missing_id")) + f"\n\n{frame.height} missing books"
+    table = frame.select(TABLE_COLUMNS).rename({"position_label": "position"})
+    return _format_table(table) + f"\n\n{frame.height} missing books"
 
 
 def cmd_missing(args: argparse.Namespace) -> int:
@@ -103,9 +109,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     warehouse = Warehouse(default_warehouse_path())
     books = warehouse.query("SELECT count(*) AS n FROM library_books")["n"][0]
     missing = read_missing(warehouse)
-    summary = missing.group_by("author", "series").agg(
-        pl.len().alias("missing"), pl.col("position").sort().alias("positions")
-    ).sort("author", "series")
+    summary = (
+        missing.filter(pl.col("reason") == "series_gap")
+        .group_by("author", "series")
+        .agg(pl.len().alias("missing"), pl.col("position").sort().alias("positions"))
+        .sort("author", "series")
+    )
     print(f"\nRun {result.run_id} succeeded: {books} books in the library, {missing.height} missing books.\n")
     for row in summary.iter_rows(named=True):
         print(f"  {row['author'] or '(no author)'} - {row['series']}: {row['missing']} missing ({_ranges(row['positions'])})")
@@ -153,13 +162,13 @@ def cmd_reenrich(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ranges(positions: list[int]) -> str:
-    """[3, 4, 5, 7] -> "3-5, 7"."""
+def _ranges(positions: list[float]) -> str:
+    """[3, 4, 5, 7, 7.5] -> "3-5, 7, 7.5"."""
     parts: list[str] = []
     start = prev = None
     for p in [*positions, None]:
-        if start is not None and (p is None or p != prev + 1):
-            parts.append(str(start) if start == prev else f"{start}-{prev}")
+        if start is not None and (p is None or p != prev + 1 or p != int(p)):
+            parts.append(format_position(start) if start == prev else f"{format_position(start)}-{format_position(prev)}")
             start = None
         if p is not None and start is None:
             start = p

@@ -6,11 +6,18 @@ from collections.abc import Mapping
 from dagster import Definitions
 
 from assets.checks import table_checks
-from assets.completeness import missing_books, series_catalog
+from assets.completeness import author_catalog, completeness, edit_completeness_overrides, series_catalog
 from assets.library import abs_library_items, library_books
 from assets.metadata import abs_metadata_writeback, book_metadata, enriched_books
-from pipelines.jobs import enrich_metadata, refresh_library, update_completeness
+from pipelines.jobs import (
+    enrich_metadata,
+    refresh_author_catalog,
+    refresh_library,
+    refresh_series_catalog,
+    update_completeness,
+)
 from pipelines.profiles import Profile, build_resources, resolve_profile
+from schedules.completeness import build_catalog_schedules
 from schedules.library import build_library_refresh_schedule
 from schedules.metadata import build_metadata_schedules
 from sensors.abs_changes import build_abs_change_sensor
@@ -20,13 +27,23 @@ def build_definitions(profile: Profile, env: Mapping[str, str] = os.environ) -> 
     timezone = env.get("MAMCRAWLER_TIMEZONE", "UTC")
     return Definitions(
         assets=[
-            abs_library_items, library_books, series_catalog, missing_books,
+            abs_library_items, library_books, series_catalog, author_catalog, completeness,
             book_metadata, enriched_books, abs_metadata_writeback,
         ],
         asset_checks=table_checks,
-        jobs=[refresh_library, enrich_metadata, update_completeness],
+        jobs=[
+            refresh_library, enrich_metadata, update_completeness, refresh_series_catalog, refresh_author_catalog,
+            edit_completeness_overrides,
+        ],
         schedules=[
             build_library_refresh_schedule(refresh_library, cron=env.get("MAMCRAWLER_LIBRARY_CRON", "0 1 * * *"), timezone=timezone),
+            *build_catalog_schedules(
+                refresh_series_catalog,
+                refresh_author_catalog,
+                series_cron=env.get("MAMCRAWLER_SERIES_CRON", "0 3 2 * *"),
+                author_cron=env.get("MAMCRAWLER_AUTHOR_CRON", "0 3 3 * *"),
+                timezone=timezone,
+            ),
             *build_metadata_schedules(
                 enrich_metadata,
                 new_cron=env.get("MAMCRAWLER_METADATA_NEW_CRON", "30 4 * * 0"),

@@ -26,3 +26,17 @@ update_completeness = define_asset_job(
     selection=AssetSelection.groups("completeness"),
     description="Rebuild the series catalogues and the missing books from the current library and metadata.",
 )
+
+_REBUILT = AssetSelection.assets("missing_books", "series_completeness", "author_completeness", "upcoming_books")
+
+refresh_series_catalog = define_asset_job(
+    "refresh_series_catalog",
+    selection=AssetSelection.assets("series_catalog") | _REBUILT,
+    description="SERIES: refresh the series catalogues from the providers and rebuild the missing books.",
+)
+
+refresh_author_catalog = define_asset_job(
+    "refresh_author_catalog",
+    selection=AssetSelection.assets("author_catalog") | _REBUILT,
+    description="AUTHOR: refresh the followed authors' bibliographies and rebuild the missing books.",
+)

@@ -25,6 +25,7 @@ from resources.google_books import GoogleBooksProvider, ReplayGoogleBooksProvide
 from resources.hardcover import HardcoverProvider, ReplayHardcoverProvider
 from resources.openlibrary import OpenLibraryProvider, ReplayOpenLibraryProvider
 from resources.profile import ProfileResource
+from resources.settings import CompletenessOptions
 from resources.warehouse import WarehouseResource
 
 PROFILES = ("demo", "production")
@@ -84,6 +85,14 @@ def provider_weights(env: Mapping[str, str]) -> dict[str, float]:
     return weights
 
 
+def completeness_options(env: Mapping[str, str]) -> CompletenessOptions:
+    return CompletenessOptions(
+        include_novellas=_flag(env, "MAMCRAWLER_INCLUDE_NOVELLAS"),
+        language=env.get("MAMCRAWLER_LANGUAGE", "English"),
+        follow_min_books=int(env.get("MAMCRAWLER_FOLLOW_MIN_BOOKS", "3")),
+    )
+
+
 def custom_servers(env: Mapping[str, str]) -> list[CustomServerConfig]:
     """`MAMCRAWLER_CUSTOM_PROVIDERS="goodreads=https://host/goodreads;kindle=https://host/kindle/us"`;
     each server's Authorization value, if any, in `CUSTOM_PROVIDER_AUTH_<NAME>`."""
@@ -101,6 +110,7 @@ def custom_servers(env: Mapping[str, str]) -> list[CustomServerConfig]:
 
 def build_resources(profile: Profile, env: Mapping[str, str] = os.environ) -> dict[str, Any]:
     common = {
+        "options": completeness_options(env),
         "warehouse": WarehouseResource(path=str(default_warehouse_path())),
         "profile": ProfileResource(name=profile.name, description=profile.reason),
         "enrichment": enrichment_settings(env),

@@ -1,11 +1,30 @@
-"""Asking the providers that list whole series (Audible, Hardcover) for their members."""
+"""Asking the providers that list whole series (Audible, Hardcover) for their members,
+and the ones that list an author's works (Hardcover, Open Library) for those."""
 
+import re
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from resources.audible import AudibleProvider
 from resources.hardcover import HardcoverProvider, position_text
-from resources.metadata_provider import DailyBudget, ProviderError, ProviderStats, ResponseCache
+from resources.metadata_provider import (
+    DailyBudget,
+    ProviderError,
+    ProviderQuotaError,
+    ProviderResponseError,
+    ProviderStats,
+    ResponseCache,
+)
+from resources.openlibrary import OpenLibraryProvider, work_id, year_in
+
+WORK_KEYS = (
+    "author_key", "provider", "provider_author", "work_id", "title", "series", "position_raw",
+    "release_date", "compilation", "contribution", "language",
+)
+PRIMARY_CONTRIBUTIONS = (None, "author")  # Hardcover: null is the author; anything else a side role
+_ISO_DATE = re.compile(r"^\d{4}(-\d{2}-\d{2})?$")
+_DATE_FORMATS = ("%B %d, %Y", "%b %d, %Y", "%d %B %Y", "%d %b %Y", "%Y-%m-%dT%H:%M:%S")
 
 
 def series_members(
@@ -55,3 +74,84 @@ def _hardcover_members(provider: HardcoverProvider, session, ref: str) -> list[d
          "asin": None, "duration_s": None, "compilation": b.compilation}
         for b in series.books
     ]
+
+
+def author_works(
+    hardcover: HardcoverProvider,
+    openlibrary: OpenLibraryProvider,
+    refs: list[tuple[str, str, str]],
+    cache: ResponseCache,
+    budget: DailyBudget,
+    log: Callable[[str], None],
+) -> tuple[list[dict[str, Any]], dict[str, ProviderStats], list[str]]:
+    """One row per work (keys `WORK_KEYS`) for every (author_key, provider, ref) a provider
+    can list; Hardcover rows only where the author is a primary author (not illustrator,
+    translator, narrator...). An unknown author is an error line, not a crash."""
+    rows: list[dict[str, Any]] = []
+    stats: dict[str, ProviderStats] = {}
+    errors: list[str] = []
+    for provider, lister in ((hardcover, _hardcover_works), (openlibrary, _openlibrary_works)):
+        mine = [r for r in refs if r[1] == provider.provider_name]
+        if not mine:
+            continue
+        if not provider.enabled:
+            log(provider.disabled_reason)
+            continue
+        stats[provider.provider_name] = ProviderStats()
+        with provider.session(cache, stats[provider.provider_name], budget) as session:
+            for author_key, name, ref in mine:
+                try:
+                    works = lister(provider, session, ref)
+                except ProviderQuotaError as exc:  # spent for today: the others wait for the next run
+                    errors.append(f"{name} author {ref}: {exc}")
+                    break
+                except ProviderError as exc:
+                    errors.append(f"{name} author {ref}: {exc}")
+                    continue
+                rows.extend({"author_key": author_key, "provider": name, "provider_author": ref, **w} for w in works)
+        log(f"{provider.provider_name}: listed the works of {len(mine)} authors")
+    return rows, stats, errors
+
+
+def _hardcover_works(provider: HardcoverProvider, session, ref: str) -> list[dict[str, Any]]:
+    if not str(ref).strip().isdigit():
+        raise ProviderResponseError(f"{provider.provider_name}: {ref!r} is not a Hardcover author id", "bad_ref")
+    author = provider.author_by_pk(session, int(ref))
+    if author is None:
+        raise ProviderResponseError(f"{provider.provider_name}: no author with id {ref}", "not_found")
+    works: dict[str, dict[str, Any]] = {}
+    for b in author.books:
+        if (b.contribution.strip().lower() if b.contribution else None) not in PRIMARY_CONTRIBUTIONS:
+            continue
+        name, position, _ = b.series[0] if b.series else (None, None, None)
+        works.setdefault(str(b.book_id), {
+            "work_id": str(b.book_id), "title": b.title, "series": name or None, "position_raw": position_text(position),
+            "release_date": str(b.release_year) if b.release_year else None, "compilation": b.compilation,
+            "contribution": b.contribution, "language": None,
+        })
+    return list(works.values())
+
+
+def _openlibrary_works(provider: OpenLibraryProvider, session, ref: str) -> list[dict[str, Any]]:
+    # OpenLibraryNotFoundError (a ProviderError) for an unknown or merged author key.
+    return [
+        {"work_id": work_id(w["key"]), "title": w["title"], "series": None, "position_raw": None,
+         "release_date": _release_date(w.get("first_publish_date")), "compilation": False, "contribution": None,
+         "language": None}
+        for w in provider.author_works(session, ref)
+    ]
+
+
+def _release_date(text: Any) -> str | None:
+    """Open Library's free-text first_publish_date as "YYYY-MM-DD" or "YYYY":
+    "2008" -> "2008", "August 31, 2010" -> "2010-08-31", "Spring 1999" -> "1999"."""
+    text = " ".join(str(text or "").split())
+    if not text or _ISO_DATE.match(text):
+        return text or None
+    for fmt in _DATE_FORMATS:
+        try:
+            return datetime.strptime(text, fmt).date().isoformat()
+        except ValueError:
+            continue
+    year = year_in(text)
+    return str(year) if year else None

@@ -423,16 +423,17 @@ def book_candidate(
         (s for s in book.get("book_series") or [] if (s.get("series") or {}).get("name")),
         key=lambda s: not s.get("featured"),
     )
+    primary = [
+        c["author"]
+        for c in book.get("contributions") or []
+        if c.get("contribution") in (None, "Author") and (c.get("author") or {}).get("name")
+    ]
     return Candidate(
         provider=provider,
         provider_id=str(book.get("id")),
         title=clean_text(book.get("title")) or None,
         subtitle=clean_text(book.get("subtitle")) or None,
-        authors=tuple(
-            c["author"]["name"]
-            for c in book.get("contributions") or []
-            if c.get("contribution") in (None, "Author") and (c.get("author") or {}).get("name")
-        ),
+        authors=tuple(a["name"] for a in primary),
         narrators=tuple(
             c["author"]["name"]
             for c in (audio or {}).get("contributions") or []
@@ -452,6 +453,7 @@ def book_candidate(
         duration_s=float(audio["audio_seconds"]) if audio and audio.get("audio_seconds") else None,
         is_audiobook=audio is not None,
         extra={
+            "author_ids": {a["name"]: str(a["id"]) for a in primary if a.get("id") is not None},
             "compilation": compilation,
             "edition_id": main.get("id"),
             "series_ids": {clean_text(s["series"]["name"]): s["series"].get("id") for s in series},

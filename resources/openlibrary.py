@@ -94,8 +94,23 @@ def doc_candidate(doc: dict[str, Any], provider: str = "openlibrary") -> Candida
         genres=tuple((doc.get("subject") or [])[:MAX_GENRES]),
         cover=COVER_URL.format(cover) if isinstance(cover, int) and cover > 0 else None,
         is_audiobook=False,
-        extra={"author_keys": list(doc.get("author_key") or []), "edition_count": doc.get("edition_count")},
+        extra={
+            "author_ids": author_ids(doc),
+            "author_keys": list(doc.get("author_key") or []),
+            "edition_count": doc.get("edition_count"),
+        },
     )
+
+
+def author_ids(doc: dict[str, Any]) -> dict[str, str]:
+    """author_name zipped with author_key ("Brandon Sanderson" -> "OL990001A"); both lists
+    come from the same author records, in the same order. A name seen twice keeps its
+    first key."""
+    ids: dict[str, str] = {}
+    for name, key in zip(doc.get("author_name") or [], doc.get("author_key") or [], strict=False):
+        if name and key and name not in ids:
+            ids[name] = str(key).rstrip("/").rsplit("/", 1)[-1]
+    return ids
 
 
 def _description(raw: Any) -> str | None:

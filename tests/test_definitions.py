@@ -19,7 +19,11 @@ GRAPH = {
     "abs_library_items": ("library", set()),
     "library_books": ("library", {"abs_library_items"}),
     "series_catalog": ("completeness", {"library_books", "book_metadata"}),
-    "missing_books": ("completeness", {"library_books", "series_catalog"}),
+    "author_catalog": ("completeness", {"library_books", "book_metadata"}),
+    "missing_books": ("completeness", {"library_books", "series_catalog", "author_catalog"}),
+    "series_completeness": ("completeness", {"library_books", "series_catalog"}),
+    "author_completeness": ("completeness", {"library_books", "author_catalog"}),
+    "upcoming_books": ("completeness", {"series_catalog"}),
     "book_metadata": ("metadata", {"library_books"}),
     "enriched_books": ("metadata", {"book_metadata"}),
     "abs_metadata_writeback": ("metadata", {"enriched_books"}),
@@ -29,6 +33,8 @@ CHECKS = {
     ("library_books", "library_books_contract"),
     ("missing_books", "missing_books_contract"),
     ("missing_books", "no_owned_book_is_missing"),
+    ("missing_books", "one_row_per_series_position"),
+    ("missing_books", "every_row_has_a_title_or_says_why"),
     ("book_metadata", "book_metadata_contract"),
     ("enriched_books", "enriched_books_contract"),
 }
@@ -59,6 +65,9 @@ def test_jobs_schedules_sensors():
     assert defs.resolve_sensor_def("abs_library_changes") is not None
     assert defs.resolve_schedule_def("metadata_new").cron_schedule == "30 4 * * 0"
     assert defs.resolve_schedule_def("metadata_full").cron_schedule == "0 4 1 * *"
+    assert defs.resolve_schedule_def("series_monthly").cron_schedule == "0 3 2 * *"
+    assert defs.resolve_schedule_def("author_monthly").cron_schedule == "0 3 3 * *"
+    assert defs.resolve_job_def("edit_completeness_overrides") is not None
 
 
 def test_profiles_resolve_in_one_place():
@@ -79,14 +88,12 @@ def test_production_secrets_are_env_vars_not_values():
 
 
 def test_contract_catches_bad_missing_books():
-    good = pl.DataFrame(
-        {"missing_id": ["a", "b"], "series_id": ["s", "s"], "series": ["S", "S"], "author": ["A", "A"],
-         "position": [3, 3], "title": [None, None], "reason": ["series_gap", "gap"], "priority": [1, 0],
-         "status": ["identified", "lost"], "owned_positions": ["1", "1"],
-         "first_seen_at": [None, None], "updated_at": [None, None]},
-        schema=MISSING_SCHEMA,
-    )
-    result = validate(MISSING_BOOKS, good)
+    row = dict.fromkeys(MISSING_SCHEMA) | {
+        "missing_id": "a", "series_id": "s", "series": "S", "position": 3.0, "reason": "series_gap",
+        "priority": 1, "status": "identified", "line": "main", "title": "T",
+    }
+    bad = [row, row | {"reason": "gap", "priority": 0, "status": "lost"}]
+    result = validate(MISSING_BOOKS, pl.DataFrame(bad, schema=MISSING_SCHEMA))
     assert not result.passed and result.duplicate_keys == 1
     assert set(result.failures["column"]) == {"reason", "priority", "status"}
 

@@ -15,6 +15,7 @@ from resources.hardcover import (
     SERIES_BY_PK,
     HardcoverProvider,
     ReplayHardcoverProvider,
+    book_candidate,
     position_text,
     ranked_hits,
 )
@@ -54,6 +55,7 @@ def test_way_of_kings_takes_the_audiobook_edition_and_both_series():
     assert book.description.startswith("Roshar is a world of stone")  # only the search document has it
     assert book.cover.endswith("/cover.jpeg")
     assert book.extra["series_ids"] == {"The Stormlight Archive": 9200001, "The Cosmere": 9200020}
+    assert book.extra["author_ids"] == {"Brandon Sanderson": "9300001"}  # primary authors only, ids as text
     # The other hits ("The Way of Kings Prime", "Words of Radiance") are other titles: not fetched.
     assert replay.requests == [
         ("SearchBooks", {"query": "The Way of Kings Brandon Sanderson", "perPage": 5, "page": 1}),
@@ -67,6 +69,7 @@ def test_guards_guards_has_two_series_featured_first():
     assert book.series == (("Discworld - City Watch", "1"), ("Discworld", "8"))
     assert book.asin == "B0FAKE0045" and book.duration_s == 38441 and book.narrators == ("Nigel Planer",)
     assert book.isbn == "9798999902115" and book.year == 1989
+    assert book.extra["author_ids"] == {"Terry Pratchett": "9300002"}
 
 
 def test_an_asin_we_hold_picks_that_edition():
@@ -84,6 +87,17 @@ def test_a_print_isbn_in_another_language_is_not_an_audiobook():
         (book,) = provider(url).search(session, query)
     assert book.isbn == "9798999902023" and book.language == "German" and book.publisher == "Heyne"
     assert not book.is_audiobook and book.asin is None and book.duration_s is None
+
+
+def test_author_ids_name_only_the_primary_authors():
+    book = json.loads((FIXTURES / "book_by_pk_way_of_kings.json").read_text())["data"]["books_by_pk"]
+    book["contributions"] += [
+        {"contribution": "Author", "author": {"id": 9300077, "name": "A Co-Author", "slug": "a-co-author"}},
+        {"contribution": "Illustrator", "author": {"id": 9300078, "name": "An Illustrator", "slug": "an-illustrator"}},
+    ]
+    candidate = book_candidate(book, {})
+    assert candidate.authors == ("Brandon Sanderson", "A Co-Author")
+    assert candidate.extra["author_ids"] == {"Brandon Sanderson": "9300001", "A Co-Author": "9300077"}
 
 
 def test_hits_listing_the_isbn_we_hold_come_first():

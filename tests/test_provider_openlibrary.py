@@ -37,7 +37,9 @@ def test_search_maps_docs_to_candidates():
     assert (novel.provider, novel.provider_id, novel.authors) == ("openlibrary", "OL990001W", ("Brandon Sanderson",))
     assert (novel.year, novel.language, novel.is_audiobook) == (2010, "English", False)
     assert novel.cover == "https://covers.openlibrary.org/b/id/99000101-L.jpg"
-    assert novel.extra == {"author_keys": ["OL990001A"], "edition_count": 61}
+    assert novel.extra == {
+        "author_ids": {"Brandon Sanderson": "OL990001A"}, "author_keys": ["OL990001A"], "edition_count": 61,
+    }
     assert found[3].cover is None and found[3].year == 2020
 
 
@@ -62,6 +64,7 @@ def test_author_narrows_a_title_search_and_spellings_fold():
         ("The Hobbit", "or There and Back Again"), ("The Annotated Hobbit", None), ("The Hobbit", "Graphic Novel"),
     ]
     assert found["hobbit"][0].authors == ("J.R.R. Tolkien",) and found["hobbit"][0].year == 1937
+    assert found["annotated"][0].extra["author_ids"] == {"J. R. R. Tolkien": "OL990009A", "Douglas A. Anderson": "OL990060A"}
     assert [c.provider_id for c in found["annotated"]] == ["OL990051W"]
     assert found["none"] == []
 

@@ -66,3 +66,10 @@ def test_a_writer_gives_up_with_a_clear_error(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_tables_written_by_an_older_version_gain_new_columns(tmp_path):
+    wh = Warehouse(tmp_path / "w.duckdb")
+    wh.replace_rows("t", pl.DataFrame({"k": ["a", "b"], "v": [1, 2]}), pl.DataFrame({"k": ["a", "b"]}))
+    wh.replace_rows("t", pl.DataFrame({"k": ["b"], "v": [3], "new": ["x"]}), pl.DataFrame({"k": ["b"]}))
+    assert wh.read_table("t").sort("k").to_dicts() == [{"k": "a", "v": 1, "new": None}, {"k": "b", "v": 3, "new": "x"}]

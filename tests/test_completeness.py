@@ -1,0 +1,148 @@
+"""Completeness against catalogues: the rules a collector must be able to trust."""
+
+from datetime import UTC, date, datetime
+
+import polars as pl
+import pytest
+
+from mamcrawler.catalog import AUTHOR_CATALOG_SCHEMA, CATALOG_SCHEMA, catalog_rows
+from mamcrawler.completeness import CompletenessSettings, change_overrides, find_missing, looks_like_compilation
+from mamcrawler.frames import frame_from_rows
+from mamcrawler.gaps import series_memberships
+from tests.test_gaps import books_of
+
+TODAY = date(2026, 11, 25)
+SETTINGS = CompletenessSettings(today=TODAY, follow_min_books=2)
+
+
+def catalog(books, series_name, members, provider="audible"):
+    """members: (sequence, title[, release_date[, compilation]])"""
+    sid = series_memberships(books).filter(pl.col("series") == series_name)["series_id"][0]
+    rows = catalog_rows(sid, provider, "S1", [
+        {"sequence": m[0], "title": m[1], "release_date": m[2] if len(m) > 2 else "2020-01-01",
+         "compilation": m[3] if len(m) > 3 else False} for m in members
+    ])
+    return frame_from_rows(rows, CATALOG_SCHEMA)
+
+
+def authors(rows):
+    base = dict.fromkeys(AUTHOR_CATALOG_SCHEMA) | {"provider": "hardcover", "compilation": False, "release_date": "2015"}
+    return frame_from_rows([base | r for r in rows], AUTHOR_CATALOG_SCHEMA)
+
+
+def missing_of(result):
+    return {(r["series"], r["position_label"], r["title"]) for r in result.missing.iter_rows(named=True)}
+
+
+def test_catalogue_positions_omnibus_novellas_and_upcoming():
+    books = books_of([
+        ("a", "Omnibus One to Three", ["Ann Writer"], [("Saga", "1-3")]),
+        ("b", "Five", ["Ann Writer"], [("Saga", "5")]),
+    ])
+    cat = catalog(books, "Saga", [
+        ("1", "One"), ("2", "Two"), ("3", "Three"), ("1-3", "The First Omnibus", "2019", True),
+        ("3.5", "A Novella"), ("4", "Four"), ("5", "Five"), ("6", "Six"), ("7", "Seven", "2031-01-01"),
+    ])
+    result = find_missing(books, cat, None, None, SETTINGS)
+    assert missing_of(result) == {("Saga", "4", "Four"), ("Saga", "6", "Six"), ("Saga", "3.5", "A Novella")}
+    lines = dict(zip(result.missing["position_label"], result.missing["line"]))
+    priority = dict(zip(result.missing["position_label"], result.missing["priority"]))
+    assert lines["3.5"] == "novella" and priority == {"6": 1, "4": 2, "3.5": 3}  # next after the highest owned first
+    assert result.upcoming["title"].to_list() == ["Seven"]
+    row = result.series.row(0, named=True)
+    assert (row["total"], row["owned"], row["missing"], row["upcoming"], row["status"]) == (6, 4, 2, 1, "partial")
+    with_novellas = find_missing(books, cat, None, None, CompletenessSettings(today=TODAY, include_novellas=True))
+    assert with_novellas.series.row(0, named=True)["total"] == 7
+
+
+def test_owned_under_another_title_series_or_identifier_is_not_missing():
+    books = books_of([
+        ("a", "The Three-Body Problem", ["Cixin Liu"], [("The Three-Body Problem", "1")]),
+        ("b", "The Dark Forest", ["Cixin Liu"], [("Remembrance of Earth's Past", "2")]),
+        ("c", "DEATH'S END (Unabridged)", ["Cixin Liu"], []),
+    ])
+    cat = catalog(books, "Remembrance of Earth's Past", [
+        ("1", "The Three-Body Problem"), ("2", "The Dark Forest"), ("3", "Death's End"),
+    ])
+    assert missing_of(find_missing(books, cat, None, None, SETTINGS)) == set()
+
+
+def test_sequel_numbers_are_never_confused():
+    books = books_of([
+        ("a", "Save State Hero 3", ["Sam Player"], []),
+        ("b", "Remnant II", ["Rae Mnant"], [("Remnant", "2")]),
+    ])
+    cat = catalog(books, "Remnant", [("1", "Remnant"), ("2", "Remnant II"), ("3", "Remnant III")])
+    works = authors([
+        {"author_key": "sam player", "title": "Save State Hero 3"},
+        {"author_key": "sam player", "title": "Save State Hero 5"},
+    ])
+    result = find_missing(books, cat, works, None, CompletenessSettings(today=TODAY, follow_min_books=1))
+    titles = {t for _, _, t in missing_of(result)}
+    assert titles == {"Remnant", "Remnant III", "Save State Hero 5"}
+
+
+def test_author_gaps_for_followed_authors_only_translations_and_box_sets_skipped():
+    books = books_of([("a", "Novel A", ["Pat Author"], []), ("b", "Novel B", ["Pat Author"], []),
+                      ("c", "Lonely", ["Solo Writer"], [])])
+    works = authors([
+        {"author_key": "pat author", "title": "Novel C"},
+        {"author_key": "pat author", "title": "Roman C", "language": "German"},
+        {"author_key": "pat author", "title": "The Complete Box Set"},
+        {"author_key": "pat author", "title": "Novel A"},
+        {"author_key": "pat author", "title": "Future Novel", "release_date": "2030-05-01"},
+        {"author_key": "solo writer", "title": "Not Followed"},
+    ])
+    result = find_missing(books, None, works, None, SETTINGS)
+    assert missing_of(result) == {(None, None, "Novel C")}
+    assert result.missing["reason"].to_list() == ["author_gap"] and result.missing["line"].to_list() == ["standalone"]
+    pat = result.authors.filter(pl.col("author_key") == "pat author").row(0, named=True)
+    assert (pat["total"], pat["owned"], pat["upcoming"], pat["author"]) == (2, 1, 1, "Pat Author")
+    followed = find_missing(books, None, works, change_overrides(None, [{"kind": "follow_author", "target": "Solo Writer"}], []), SETTINGS)
+    assert (None, None, "Not Followed") in missing_of(followed)
+
+
+def test_overrides():
+    books = books_of([("a", "One", ["X Y"], [("Saga", "1")]), ("d", "Four", ["X Y"], [("Saga", "4")]),
+                      ("e", "Alpha", ["X Y"], [("Other", "2")])])
+    base = find_missing(books, None, None, None, SETTINGS)
+    assert len(base.missing) == 3
+    two = base.missing.filter(pl.col("position") == 2.0).filter(pl.col("series") == "Saga")["missing_id"][0]
+    overrides = change_overrides(None, [
+        {"kind": "ignore_book", "target": two},
+        {"kind": "series_complete", "target": "Other"},
+    ], [])
+    result = find_missing(books, None, None, overrides, SETTINGS)
+    status = {(r["series"], r["position_label"]): r["status"] for r in result.missing.iter_rows(named=True)}
+    assert status == {("Saga", "2"): "ignored", ("Saga", "3"): "identified"}
+    other = result.series.filter(pl.col("series") == "Other").row(0, named=True)
+    assert other["status"] == "complete" and other["missing"] == 0
+    ignored = find_missing(books, None, None, change_overrides(overrides, [{"kind": "ignore_series", "target": "Saga"}], []), SETTINGS)
+    assert ignored.missing.is_empty() and "Saga" not in ignored.series["series"].to_list()
+    assert change_overrides(overrides, [], [{"kind": "series_complete", "target": "Other"}]).height == 1
+    with pytest.raises(ValueError, match="kind must be one of"):
+        change_overrides(None, [{"kind": "delete_everything", "target": "x"}], [])
+
+
+def test_bad_catalogues_never_crash_or_invent_gaps():
+    books = books_of([("a", "One", ["X Y"], [("Saga", "1")]), ("b", "Two", ["X Y"], [("Saga", "2")])])
+    cat = catalog(books, "Saga", [
+        ("1", "One"), ("1", "One (Dramatized)"), ("1a", "Odd"), ("Part 2 of 3", "Weird"), ("Book Two", "Two"),
+        (None, "Unnumbered"), ("2", None),
+    ] + [(str(i), f"Book {i}") for i in range(3, 501)])
+    result = find_missing(books, cat, None, None, SETTINGS)
+    positions = result.missing["position"].to_list()
+    assert len(positions) == len(set(positions)) == 498 and min(positions) == 3
+    assert result.skipped["catalogue entry without a usable position"] >= 2
+
+
+def test_compilation_titles():
+    assert looks_like_compilation("Mistborn Trilogy Boxed Set") and looks_like_compilation("The Expanse Books 1-3")
+    assert not looks_like_compilation("The Final Empire") and not looks_like_compilation("Collected Works of Nobody")
+
+
+def test_rows_keep_identity_across_runs():
+    books = books_of([("a", "One", ["X Y"], [("Saga", "1")]), ("c", "Three", ["X Y"], [("Saga", "3")])])
+    first = find_missing(books, None, None, None, SETTINGS, now=datetime(2026, 1, 1, tzinfo=UTC)).missing
+    again = find_missing(books, catalog(books, "Saga", [("2", "Two")]), None, None, SETTINGS).missing
+    assert first["missing_id"].to_list() == again["missing_id"].to_list() and again["title"].to_list() == ["Two"]
