@@ -9,6 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
+from mamcrawler.completeness import OVERRIDE_KINDS, OVERRIDES_TABLE, change_overrides
 from mamcrawler.enrichment import BUCKETS, bucket_of
 from mamcrawler.positions import format_position
 from mamcrawler.warehouse import REPO_ROOT, TableNotFound, Warehouse, WarehouseError, default_warehouse_path
@@ -176,6 +177,27 @@ def _ranges(positions: list[float]) -> str:
     return ", ".join(parts)
 
 
+def cmd_override(args: argparse.Namespace) -> int:
+    """The same change as the `edit_completeness_overrides` job, from the shell."""
+    warehouse = Warehouse(args.warehouse or default_warehouse_path())
+    current = warehouse.read_optional(OVERRIDES_TABLE) if warehouse.path.exists() else None
+    if args.action != "list":
+        entry = {"kind": args.kind, "target": args.target, "note": args.note}
+        try:
+            current = change_overrides(current, [entry] if args.action == "add" else [], [entry] if args.action == "remove" else [])
+        except ValueError as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
+        warehouse.write_table(OVERRIDES_TABLE, current)
+    if current is None or current.is_empty():
+        print("No overrides.")
+    else:
+        print(_format_table(current.select("kind", "target", "note")))
+    if args.action != "list":
+        print("\nApplied at the next completeness rebuild (mamcrawler run, or the update_completeness job).")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mamcrawler", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -191,7 +213,16 @@ def main(argv: list[str] | None = None) -> int:
     missing.add_argument("--format", choices=["table", "csv", "json"], default="table")
     missing.add_argument("--warehouse", help="DuckDB file (default: MAMCRAWLER_WAREHOUSE or data/warehouse.duckdb)")
     missing.set_defaults(func=cmd_missing)
+    override = sub.add_parser("override", help="ignore a book or series, mark a series complete, follow an author")
+    override.add_argument("action", choices=["add", "remove", "list"])
+    override.add_argument("kind", nargs="?", choices=list(OVERRIDE_KINDS))
+    override.add_argument("target", nargs="?", help="missing_id or title / series_id or name / author name")
+    override.add_argument("--note", help="why, for your future self")
+    override.add_argument("--warehouse", help="DuckDB file (default: MAMCRAWLER_WAREHOUSE or data/warehouse.duckdb)")
+    override.set_defaults(func=cmd_override)
     args = parser.parse_args(argv)
+    if args.command == "override" and args.action != "list" and not (args.kind and args.target):
+        parser.error("override add/remove needs KIND and TARGET")
     return args.func(args)
 
 

@@ -151,3 +151,21 @@ def test_bad_profile_is_a_clear_error(tmp_path, bad):
     env = _env(tmp_path) | {"MAMCRAWLER_PROFILE": bad}
     out = subprocess.run([str(ROOT / ".venv/bin/mamcrawler"), "run"], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode != 0 and "MAMCRAWLER_PROFILE must be one of demo, production" in out.stderr
+
+
+def test_cli_overrides_change_what_is_missing(capsys):
+    assert run_job(Profile("demo", "test"))[0].success
+    assert main(["override", "add", "ignore_series", "Discworld", "--note", "reading it elsewhere"]) == 0
+    assert main(["override", "add", "follow_author", "Ursula K. Le Guin"]) == 0
+    with pytest.raises(SystemExit):
+        main(["override", "add", "no_such_kind", "x"])
+    capsys.readouterr()
+    assert main(["override", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "ignore_series" in listed and "reading it elsewhere" in listed and "follow_author" in listed
+    assert run_job(Profile("demo", "test"))[0].success
+    missing = Warehouse(default_warehouse_path()).read_table("missing_books")
+    assert "Discworld" not in missing["series"].to_list() and missing.height == 45 - 37
+    assert main(["override", "remove", "ignore_series", "Discworld"]) == 0
+    assert run_job(Profile("demo", "test"))[0].success
+    assert Warehouse(default_warehouse_path()).read_table("missing_books").height == 45
