@@ -2,11 +2,13 @@
 
     python -m bench library [N ...]   # normalisation + gap detection, default 1k, 10k, 50k, 100k items
     python -m bench enrichment        # provider throughput vs a sequential baseline; METADATA_NEW at 50k
+    python -m bench completeness      # precision/recall of missing_books on a world with a known answer
 """
 
 import json
 import sys
 
+from bench.completeness import completeness
 from bench.enrichment import enrichment
 from bench.library import library
 
@@ -15,6 +17,9 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["library"]:
         sizes = [int(s) for s in argv[1:]] or [1_000, 10_000, 50_000, 100_000]
         print(json.dumps(library(sizes)))
+        return 0
+    if argv[:1] == ["completeness"]:
+        print(json.dumps(completeness()))
         return 0
     if argv[:1] == ["enrichment"]:
         print(json.dumps(enrichment()))

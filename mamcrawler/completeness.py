@@ -186,8 +186,30 @@ def _find_missing(books, series_catalog, author_catalog, overrides, settings, no
             if row["asin"]:
                 slot["asins"].add(row["asin"])
 
+    # A series whose every owned book a provider lists under another owned series is that
+    # series under another name (the tag "The Three-Body Problem" vs "Remembrance of Earth's
+    # Past"): its own numbering invents no holes.
+    catalogued_titles: dict[str, set[str]] = defaultdict(set)
+    for (sid, _), entry in entries.items():
+        for t in entry["titles"].values():
+            catalogued_titles[title_key(t)].add(sid)
+    if author_catalog is not None:  # an author's bibliography names a book's series too
+        for title, series in author_catalog.filter(pl.col("series").is_not_null()).select("title", "series").iter_rows():
+            catalogued_titles[title_key(title)].add(f"{series_key(series)}|bibliography")
+    titles_of_series: dict[str, set[str]] = defaultdict(set)
+    for sid, item_title in memberships.join(books.select("item_id", "title"), on="item_id").select("series_id", "title").iter_rows():
+        titles_of_series[sid].add(title_key(item_title))
+    aliases = {
+        sid for sid, titles in titles_of_series.items()
+        if sid not in sources
+        and all({c for c in catalogued_titles.get(t, set()) if c.split("|")[0] != sid.split("|")[0]} for t in titles)
+    }
+    skipped["series under another name (an alias of a catalogued series)"] += len(aliases)
+
     # Positions the library itself shows as holes, whether or not a provider lists them.
     for sid, owned in owned_main.items():
+        if sid in aliases:
+            continue
         for position in range(1, max(owned) + 1):
             entries.setdefault((sid, float(position)), {"kind": "main", "titles": {}, "dates": [], "asins": set()})
 
@@ -237,6 +259,7 @@ def _find_missing(books, series_catalog, author_catalog, overrides, settings, no
     }
     author_stats: dict[str, Counter] = defaultdict(Counter)
     author_names: dict[str, str] = {}
+    owned_series_keys = {series_key(n) for n in names.values()}
     if author_catalog is not None and followed:
         seen_works: set[tuple[str, str]] = set()
         for row in author_catalog.iter_rows(named=True):
@@ -260,7 +283,7 @@ def _find_missing(books, series_catalog, author_catalog, overrides, settings, no
             author_stats[akey]["owned"] += owned and released
             if owned or not released or tkey in listed_titles[akey]:
                 continue
-            if row["series"] and any(series_key(row["series"]) == series_key(n) for n in names.values()):
+            if row["series"] and series_key(row["series"]) in owned_series_keys:
                 continue  # a book of an owned series: the series catalogue decides about it
             pos = parse_position(row["position_raw"])
             missing_rows.append(

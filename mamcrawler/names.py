@@ -75,6 +75,7 @@ def title_key(title: str | None) -> str:
     return _LEADING_ARTICLE.sub("", fold(clean_title(title)))
 
 
+@lru_cache(maxsize=65_536)  # series names repeat on every book of the series
 def series_key(name: str | None) -> str:
     """Match key of a series name ("The Expanse Series" == "Expanse")."""
     return _SERIES_SUFFIX.sub("", _LEADING_ARTICLE.sub("", fold(name)))
