@@ -83,18 +83,20 @@ def author_catalog(
     profile: ProfileResource,
     enrichment: EnrichmentSettings,
     options: CompletenessOptions,
+    audible: AudibleProvider,
     hardcover: HardcoverProvider,
     openlibrary: OpenLibraryProvider,
 ) -> MaterializeResult:
-    """Every followed author's works as Hardcover (contributions) and OpenLibrary (author works)
-    list them; an author is followed with enough owned books or by the user's word."""
+    """Every followed author's works as the Audible catalogue, Hardcover (contributions) and
+    OpenLibrary (author works, a fallback without series) list them; an author is followed
+    with enough owned books or by the user's word."""
     store = warehouse.get()
     books = store.read_table("library_books")
     followed, why = followed_authors(books, override_sets(store.read_optional(OVERRIDES_TABLE)), options.settings())
     refs = author_refs(store.read_optional("book_metadata"), followed)
     cache = ResponseCache(store, timedelta(days=enrichment.cache_ttl_days))
     budget = DailyBudget(store)
-    rows, stats, errors = author_works(hardcover, openlibrary, refs, cache, budget, context.log.info)
+    rows, stats, errors = author_works(audible, hardcover, openlibrary, refs, cache, budget, context.log.info)
     names = dict(
         books.select(pl.col("author_keys").list.first().alias("k"), "author").drop_nulls().unique("k").iter_rows()
     )

@@ -55,6 +55,14 @@ def looks_like_compilation(title: str | None) -> bool:
     return bool(title and _COMPILATION.search(title))
 
 
+# Another production of a book (GraphicAudio, a full cast) or one part of a split edition.
+_ADAPTATION = re.compile(r"dramati[sz]ed|full[- ]cast|graphic ?audio|\bpart \d+ of \d+\b", re.IGNORECASE)
+
+
+def looks_like_adaptation(title: str | None, series: str | None = None) -> bool:
+    return bool(_ADAPTATION.search(f"{title or ''} {series or ''}"))
+
+
 @dataclass(frozen=True)
 class CompletenessSettings:
     today: date = field(default_factory=lambda: datetime.now(UTC).date())
@@ -186,6 +194,21 @@ def _find_missing(books, series_catalog, author_catalog, overrides, settings, no
             if row["asin"]:
                 slot["asins"].add(row["asin"])
 
+    # An author's bibliography is a catalogue of their owned series too (Audible and Hardcover
+    # name the series and position of each work).
+    if author_catalog is not None:
+        owned_by_key = {(series_key(name), k): sid for sid, name in names.items() for k in author_keys_of[sid]}
+        for row in author_catalog.filter(pl.col("series").is_not_null()).iter_rows(named=True):
+            sid = owned_by_key.get((series_key(row["series"]), row["author_key"]))
+            pos = parse_position(row["position_raw"])
+            if sid is None or pos is None or pos.kind in ("unknown", "omnibus") or row["compilation"]:
+                continue
+            sources[sid].add(row["provider"])
+            slot = entries.setdefault((sid, pos.sort_key), {"kind": pos.kind, "titles": {}, "dates": [], "asins": set()})
+            if row["title"]:
+                slot["titles"].setdefault(row["provider"], row["title"])
+            slot["dates"].append(row["release_date"])
+
     # A series whose every owned book a provider lists under another owned series is that
     # series under another name (the tag "The Three-Body Problem" vs "Remembrance of Earth's
     # Past"): its own numbering invents no holes.
@@ -268,6 +291,9 @@ def _find_missing(books, series_catalog, author_catalog, overrides, settings, no
                 continue
             if row["compilation"] or looks_like_compilation(row["title"]):
                 skipped["compilation in author catalogue"] += 1
+                continue
+            if looks_like_adaptation(row["title"], row["series"]):
+                skipped["dramatization or split part in author catalogue"] += 1
                 continue
             if row["language"] and fold(row["language"]) not in (fold(settings.language), fold(settings.language)[:2], "eng"):
                 skipped["other language (translation)"] += 1

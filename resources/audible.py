@@ -28,7 +28,8 @@ import httpx
 from pydantic import Field
 
 from mamcrawler.candidates import BookQuery, Candidate, plain_text, year_of
-from mamcrawler.names import clean_text, clean_title, display_author, split_authors
+from mamcrawler.names import author_key, clean_text, clean_title, display_author, split_authors
+from mamcrawler.positions import parse_position
 from resources.metadata_provider import DailyBudget, MetadataProvider, ProviderSession, ProviderStats, ResponseCache
 from resources.replay.audible import AudibleReplay
 
@@ -141,6 +142,37 @@ class AudibleProvider(MetadataProvider):
         products = body.get("products") if isinstance(body, dict) else None
         return [self.candidate(p) for p in products or [] if isinstance(p, dict)]
 
+    def author_works(self, session: ProviderSession, author: str, max_results: int = 200) -> list[dict[str, Any]]:
+        """An author's audiobooks, newest first, paged by 50 until `max_results`: asin, title,
+        series and sequence (the first series), release_date, language, compilation (a box set:
+        a range sequence or several parts in one product). Only products that credit the author
+        count: the catalogue matches words, not people."""
+        wanted = author_key(author)
+        works: list[dict[str, Any]] = []
+        for page in range(max(1, -(-max_results // BATCH_SIZE))):
+            body = session.get_json("/1.0/catalog/products", {
+                "author": author, "num_results": BATCH_SIZE, "page": page, "products_sort_by": "-ReleaseDate",
+                "response_groups": RESPONSE_GROUPS,
+            })
+            products = [p for p in (body.get("products") if isinstance(body, dict) else None) or [] if isinstance(p, dict)]
+            for product in products:
+                if not product.get("title") or wanted not in {author_key(a) for a in people(product.get("authors"))}:
+                    continue
+                series = next((s for s in product.get("series") or [] if isinstance(s, dict) and s.get("title")), {})
+                sequence = _str(series.get("sequence"))
+                position = parse_position(sequence)
+                works.append({
+                    "asin": _str(product.get("asin")), "title": clean_text(product["title"]),
+                    "series": clean_text(series["title"]) if series else None, "sequence": sequence,
+                    "release_date": _str(product.get("release_date")),
+                    "language": language_name(product.get("language")),
+                    "compilation": bool(position and position.kind == "omnibus")
+                    or product.get("content_delivery_type") == "BookSeries",
+                })
+            if len(products) < BATCH_SIZE or len(works) >= max_results:
+                break
+        return works[:max_results]
+
     def candidate(self, product: dict[str, Any]) -> Candidate:
         """One catalog product in the shared shape (`sanitise` drops absurd values later)."""
         series = tuple(
@@ -171,6 +203,8 @@ class AudibleProvider(MetadataProvider):
             duration_s=_seconds(product.get("runtime_length_min")),
             is_audiobook=True,
             extra={
+                # Audible lists an author's works by name (`?author=`), so the name is the reference.
+                "author_ids": {name: name for name in people(product.get("authors"))},
                 "format_type": _str(product.get("format_type")),
                 "series_asins": {clean_text(s["title"]): s.get("asin") for s in product.get("series") or []
                                  if isinstance(s, dict) and isinstance(s.get("title"), str)},

@@ -1,5 +1,5 @@
 """Asking the providers that list whole series (Audible, Hardcover) for their members,
-and the ones that list an author's works (Hardcover, Open Library) for those."""
+and the ones that list an author's works (Audible, Hardcover, Open Library) for those."""
 
 import re
 from collections.abc import Callable
@@ -10,9 +10,11 @@ from resources.audible import AudibleProvider
 from resources.hardcover import HardcoverProvider, position_text
 from resources.metadata_provider import (
     DailyBudget,
+    MetadataProvider,
     ProviderError,
     ProviderQuotaError,
     ProviderResponseError,
+    ProviderSession,
     ProviderStats,
     ResponseCache,
 )
@@ -27,19 +29,24 @@ _ISO_DATE = re.compile(r"^\d{4}(-\d{2}-\d{2})?$")
 _DATE_FORMATS = ("%B %d, %Y", "%b %d, %Y", "%d %B %Y", "%d %b %Y", "%Y-%m-%dT%H:%M:%S")
 
 
-def series_members(
-    audible: AudibleProvider,
-    hardcover: HardcoverProvider,
+Lister = Callable[[Any, ProviderSession, str], list[dict[str, Any]]]
+
+
+def _list_refs(
+    listers: list[tuple[MetadataProvider, Lister]],
     refs: list[tuple[str, str, str]],
+    what: str,
     cache: ResponseCache,
     budget: DailyBudget,
     log: Callable[[str], None],
 ) -> tuple[list[tuple[str, str, str, list[dict[str, Any]]]], dict[str, ProviderStats], list[str]]:
-    """(series_id, provider, ref, members) for every reference a provider can list."""
+    """(our key, provider, ref, listed rows) for every (key, provider, ref) an enabled provider
+    can list. One session per provider; a failed ref is an error line and the others go on;
+    a spent daily quota leaves that provider's remaining refs for the next run."""
     found: list[tuple[str, str, str, list[dict[str, Any]]]] = []
     stats: dict[str, ProviderStats] = {}
     errors: list[str] = []
-    for provider, lister in ((audible, _audible_members), (hardcover, _hardcover_members)):
+    for provider, lister in listers:
         mine = [r for r in refs if r[1] == provider.provider_name]
         if not mine:
             continue
@@ -48,13 +55,28 @@ def series_members(
             continue
         stats[provider.provider_name] = ProviderStats()
         with provider.session(cache, stats[provider.provider_name], budget) as session:
-            for series_id, name, ref in mine:
+            for key, name, ref in mine:
                 try:
-                    found.append((series_id, name, ref, lister(provider, session, ref)))
+                    found.append((key, name, ref, lister(provider, session, ref)))
+                except ProviderQuotaError as exc:
+                    errors.append(f"{name} {what} {ref}: {exc}")
+                    break
                 except ProviderError as exc:
-                    errors.append(f"{name} series {ref}: {exc}")
-        log(f"{provider.provider_name}: listed {len(mine)} series")
+                    errors.append(f"{name} {what} {ref}: {exc}")
+        log(f"{provider.provider_name}: listed {len(mine)} {what} references")
     return found, stats, errors
+
+
+def series_members(
+    audible: AudibleProvider,
+    hardcover: HardcoverProvider,
+    refs: list[tuple[str, str, str]],
+    cache: ResponseCache,
+    budget: DailyBudget,
+    log: Callable[[str], None],
+) -> tuple[list[tuple[str, str, str, list[dict[str, Any]]]], dict[str, ProviderStats], list[str]]:
+    """(series_id, provider, ref, members) for every series reference a provider can list."""
+    return _list_refs([(audible, _audible_members), (hardcover, _hardcover_members)], refs, "series", cache, budget, log)
 
 
 def _audible_members(provider: AudibleProvider, session, ref: str) -> list[dict[str, Any]]:
@@ -77,6 +99,7 @@ def _hardcover_members(provider: HardcoverProvider, session, ref: str) -> list[d
 
 
 def author_works(
+    audible: AudibleProvider,
     hardcover: HardcoverProvider,
     openlibrary: OpenLibraryProvider,
     refs: list[tuple[str, str, str]],
@@ -87,30 +110,23 @@ def author_works(
     """One row per work (keys `WORK_KEYS`) for every (author_key, provider, ref) a provider
     can list; Hardcover rows only where the author is a primary author (not illustrator,
     translator, narrator...). An unknown author is an error line, not a crash."""
-    rows: list[dict[str, Any]] = []
-    stats: dict[str, ProviderStats] = {}
-    errors: list[str] = []
-    for provider, lister in ((hardcover, _hardcover_works), (openlibrary, _openlibrary_works)):
-        mine = [r for r in refs if r[1] == provider.provider_name]
-        if not mine:
-            continue
-        if not provider.enabled:
-            log(provider.disabled_reason)
-            continue
-        stats[provider.provider_name] = ProviderStats()
-        with provider.session(cache, stats[provider.provider_name], budget) as session:
-            for author_key, name, ref in mine:
-                try:
-                    works = lister(provider, session, ref)
-                except ProviderQuotaError as exc:  # spent for today: the others wait for the next run
-                    errors.append(f"{name} author {ref}: {exc}")
-                    break
-                except ProviderError as exc:
-                    errors.append(f"{name} author {ref}: {exc}")
-                    continue
-                rows.extend({"author_key": author_key, "provider": name, "provider_author": ref, **w} for w in works)
-        log(f"{provider.provider_name}: listed the works of {len(mine)} authors")
+    listers = [(audible, _audible_works), (hardcover, _hardcover_works), (openlibrary, _openlibrary_works)]
+    found, stats, errors = _list_refs(listers, refs, "author", cache, budget, log)
+    rows = [
+        {"author_key": key, "provider": name, "provider_author": ref, **work}
+        for key, name, ref, works in found
+        for work in works
+    ]
     return rows, stats, errors
+
+
+def _audible_works(provider: AudibleProvider, session: ProviderSession, ref: str) -> list[dict[str, Any]]:
+    return [
+        {"work_id": w["asin"], "title": w["title"], "series": w["series"], "position_raw": w["sequence"],
+         "release_date": w["release_date"], "compilation": w["compilation"], "contribution": None,
+         "language": w["language"]}
+        for w in provider.author_works(session, ref)
+    ]
 
 
 def _hardcover_works(provider: HardcoverProvider, session, ref: str) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from dataclasses import replace
 from datetime import timedelta
 
+from resources.audible import ReplayAudibleProvider
 from resources.catalog import WORK_KEYS, _release_date, author_works
 from resources.hardcover import HardcoverProvider, ReplayHardcoverProvider
 from resources.metadata_provider import DailyBudget, ResponseCache
@@ -15,6 +16,7 @@ SANDERSON = ("brandon sanderson", "openlibrary", "OL990001A")
 def run(refs, hardcover=None, openlibrary=None):
     lines: list[str] = []
     rows, stats, errors = author_works(
+        ReplayAudibleProvider(),
         hardcover or ReplayHardcoverProvider(),
         openlibrary or ReplayOpenLibraryProvider(),
         refs,
@@ -63,7 +65,7 @@ def test_pratchett_hardcover_works():
     assert (omens["series"], omens["position_raw"], omens["work_id"]) == (None, None, "9100037")
     assert by_title["The Shepherd's Crown"]["position_raw"] == "41"
     assert all(row["contribution"] in (None, "Author") for row in rows)
-    assert lines == ["hardcover: listed the works of 1 authors"]
+    assert lines == ["hardcover: listed 1 author references"]
 
 
 def test_side_roles_are_not_works_of_the_author():
@@ -115,7 +117,7 @@ def test_a_disabled_provider_is_skipped_with_its_line():
 
 
 def test_refs_for_other_providers_are_ignored():
-    rows, stats, errors, lines = run([("x", "audible", "B0FAKES001")])
+    rows, stats, errors, lines = run([("x", "goodreads", "123")])
     assert (rows, stats, errors, lines) == ([], {}, [], [])
 
 
@@ -123,3 +125,16 @@ def test_release_date_text():
     assert _release_date("2008") == "2008" and _release_date("2010-08-31") == "2010-08-31"
     assert _release_date("August 31, 2010") == "2010-08-31" and _release_date("Aug 31, 2010") == "2010-08-31"
     assert _release_date("Spring 1999") == "1999" and _release_date(None) is None and _release_date("n.d.") is None
+
+
+def test_audible_lists_an_authors_audiobooks_newest_first():
+    rows, _, errors, _ = run([("brandon sanderson", "audible", "Brandon Sanderson")])
+    assert not errors and rows and all(set(r) == set(WORK_KEYS) for r in rows)
+    titles = {r["title"]: r for r in rows}
+    assert titles["The Way of Kings"]["series"] == "The Stormlight Archive" and titles["The Way of Kings"]["position_raw"] == "1"
+    assert all(r["language"] == "English" for r in rows)
+    dates = [r["release_date"] for r in rows if r["release_date"]]
+    assert dates == sorted(dates, reverse=True)
+    # A box set ("1-3") is flagged so completeness never asks for it.
+    assert any(r["compilation"] for r in rows if "Trilogy" in r["title"] or r["position_raw"] == "1-3")
+    assert all("Cixin" not in r["title"] for r in rows)  # only the author's own books

@@ -6,7 +6,13 @@ import polars as pl
 import pytest
 
 from mamcrawler.catalog import AUTHOR_CATALOG_SCHEMA, CATALOG_SCHEMA, catalog_rows
-from mamcrawler.completeness import CompletenessSettings, change_overrides, find_missing, looks_like_compilation
+from mamcrawler.completeness import (
+    CompletenessSettings,
+    change_overrides,
+    find_missing,
+    looks_like_adaptation,
+    looks_like_compilation,
+)
 from mamcrawler.frames import frame_from_rows
 from mamcrawler.gaps import series_memberships
 from tests.test_gaps import books_of
@@ -136,7 +142,9 @@ def test_bad_catalogues_never_crash_or_invent_gaps():
     assert result.skipped["catalogue entry without a usable position"] >= 2
 
 
-def test_compilation_titles():
+def test_compilation_and_adaptation_titles():
+    assert looks_like_adaptation("The Way of Kings (Part 1 of 6)", "The Stormlight Archive (Dramatized Adaptation)")
+    assert looks_like_adaptation("The Hobbit", "BBC Full-Cast Dramatisation") and not looks_like_adaptation("Part One", None)
     assert looks_like_compilation("Mistborn Trilogy Boxed Set") and looks_like_compilation("The Expanse Books 1-3")
     assert not looks_like_compilation("The Final Empire") and not looks_like_compilation("Collected Works of Nobody")
 

@@ -125,6 +125,8 @@ class AudibleReplay:
     def _search(self, params: httpx.QueryParams) -> httpx.Response:
         groups = params.get("response_groups")
         key = (_words(params.get("title")), _words(params.get("author")))
+        if not key[0] and key[1]:
+            return self._by_author(params)
         name = self.searches.get((*key, groups is not None))
         if name is None and groups is None and (full := self.searches.get((*key, True))):
             body = _load(full)  # asked without groups: the same products, `asin` only
@@ -136,6 +138,19 @@ class AudibleReplay:
         page = _int(params.get("page"), 0)  # 0-based
         body["products"] = body["products"][page * limit : page * limit + limit]
         return _json(body)
+
+    def _by_author(self, params: httpx.QueryParams) -> httpx.Response:
+        """`?author=` alone was not recorded: DERIVED from the recorded products (those whose
+        `authors` carry every word asked for, newest first), in the recorded search envelope."""
+        words = set(_words(params.get("author")).split())
+        found = [
+            copy.deepcopy(p) for p in self.products.values()
+            if p.get("title") and words <= set(_words(" ".join(a.get("name", "") for a in p.get("authors") or [])).split())
+        ]
+        found.sort(key=lambda p: p.get("release_date") or "", reverse=True)
+        limit, page = _int(params.get("num_results"), 10), _int(params.get("page"), 0)
+        return _json({"products": found[page * limit : page * limit + limit], "response_groups": self.product_groups,
+                      "total_results": len(found)})
 
     def _product(self, asin: str, groups: str | None) -> httpx.Response:
         if groups == "relationships":
