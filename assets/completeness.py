@@ -20,7 +20,7 @@ from dagster import (
 
 from assets.library import library_books
 from assets.metadata import book_metadata
-from assets.presentation import completeness_bars, counts_table, table_metadata
+from assets.presentation import completeness_bars, counts_table, lines_md, table_metadata
 from mamcrawler.catalog import (
     AUTHOR_CATALOG_SCHEMA,
     CATALOG_SCHEMA,
@@ -35,7 +35,7 @@ from resources.audible import AudibleProvider
 from resources.catalog import author_works, series_members
 from resources.enrichment import EnrichmentSettings
 from resources.hardcover import HardcoverProvider
-from resources.metadata_provider import PROVIDER_POOL, DailyBudget, ResponseCache
+from resources.metadata_provider import PROVIDER_POOL, provider_state
 from resources.openlibrary import OpenLibraryProvider
 from resources.profile import ProfileResource
 from resources.settings import CompletenessOptions
@@ -55,15 +55,12 @@ def series_catalog(
     release dates), for the series a provider matched one of our books in."""
     store = warehouse.get()
     refs = series_refs(store.read_table("library_books"), store.read_optional("book_metadata"))
-    cache = ResponseCache(store, timedelta(days=enrichment.cache_ttl_days))
-    budget = DailyBudget(store)
-    found, stats, errors = series_members(audible, hardcover, refs, cache, budget, context.log.info)
+    with provider_state(store, timedelta(days=enrichment.cache_ttl_days)) as (cache, budget):
+        found, stats, errors = series_members(audible, hardcover, refs, cache, budget, context.log.info)
     table = catalog_frame(
         [row for series_id, name, ref, members in found for row in catalog_rows(series_id, name, ref, members)], CATALOG_SCHEMA
     )
     store.write_table("series_catalog", table)
-    cache.flush()
-    budget.save()
     for error in errors:
         context.log.warning(error)
     return MaterializeResult(
@@ -71,7 +68,7 @@ def series_catalog(
             **table_metadata(table, profile, ["series_id", "provider", "position_raw", "title", "release_date"]),
             "series_listed": len(found),
             "provider_requests": sum(s.requests for s in stats.values()),
-            "errors": MetadataValue.md("\n".join(f"- {e}" for e in errors) or "_none_"),
+            "errors": lines_md(errors),
         }
     )
 
@@ -94,16 +91,13 @@ def author_catalog(
     books = store.read_table("library_books")
     followed, why = followed_authors(books, override_sets(store.read_optional(OVERRIDES_TABLE)), options.settings())
     refs = author_refs(store.read_optional("book_metadata"), followed)
-    cache = ResponseCache(store, timedelta(days=enrichment.cache_ttl_days))
-    budget = DailyBudget(store)
-    rows, stats, errors = author_works(audible, hardcover, openlibrary, refs, cache, budget, context.log.info)
+    with provider_state(store, timedelta(days=enrichment.cache_ttl_days)) as (cache, budget):
+        rows, stats, errors = author_works(audible, hardcover, openlibrary, refs, cache, budget, context.log.info)
     names = dict(
         books.select(pl.col("author_keys").list.first().alias("k"), "author").drop_nulls().unique("k").iter_rows()
     )
     table = catalog_frame([{**r, "author": names.get(r["author_key"])} for r in rows], AUTHOR_CATALOG_SCHEMA)
     store.write_table("author_catalog", table)
-    cache.flush()
-    budget.save()
     for error in errors:
         context.log.warning(error)
     return MaterializeResult(
@@ -112,7 +106,7 @@ def author_catalog(
             "followed_authors": MetadataValue.md("\n".join(f"- {k}: {w}" for k, w in sorted(why.items())) or "_none_"),
             "authors_listed": len({r[0] for r in refs}),
             "provider_requests": sum(s.requests for s in stats.values()),
-            "errors": MetadataValue.md("\n".join(f"- {e}" for e in errors) or "_none_"),
+            "errors": lines_md(errors),
         }
     )
 

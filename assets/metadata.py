@@ -24,7 +24,7 @@ from dagster import (
 from pydantic import Field
 
 from assets.library import library_books
-from assets.presentation import counts_table, markdown_table, table_metadata
+from assets.presentation import counts_table, lines_md, markdown_table, table_metadata
 from mamcrawler.candidates import BookQuery
 from mamcrawler.enrichment import (
     BUCKETS,
@@ -39,7 +39,7 @@ from mamcrawler.writeback import current_values, plan_writeback
 from resources.audiobookshelf import AbsError, AudiobookshelfResource
 from resources.custom_provider import CustomProviders
 from resources.enrichment import EnrichmentSettings, collect_candidates
-from resources.metadata_provider import PROVIDER_POOL, DailyBudget, MetadataProvider, ResponseCache
+from resources.metadata_provider import PROVIDER_POOL, MetadataProvider, provider_state
 from resources.profile import ProfileResource
 from resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 
@@ -103,10 +103,10 @@ def book_metadata(
     owned = owned_books(books)
     queries = [BookQuery(b.item_id, b.title, b.authors[0] if b.authors else None, b.isbn, b.asin, b.duration_s) for b in owned]
     context.log.info(f"enriching {len(queries)} books in buckets {', '.join(buckets)}")
-    cache = ResponseCache(store, timedelta(days=enrichment.cache_ttl_days), reuse=not config.refresh)
-    budget = DailyBudget(store)
     providers = all_providers(audible, audnexus, hardcover, google_books, openlibrary, custom=custom_providers)
-    found, answered, pending, stats, errors = collect_candidates(providers, queries, cache, budget, context.log.info)
+    ttl = timedelta(days=enrichment.cache_ttl_days)
+    with provider_state(store, ttl, reuse=not config.refresh) as (cache, budget):
+        found, answered, pending, stats, errors = collect_candidates(providers, queries, cache, budget, context.log.info)
     now = datetime.now(UTC)
     # A provider's earlier answers are replaced only where it answered again: after a spent
     # quota or an error they stay, and the book is marked pending for that provider.
@@ -117,8 +117,6 @@ def book_metadata(
     store.replace_rows("book_metadata", candidates, answered_keys)
     state_rows = state_frame(owned, answered, pending, candidates, now)
     store.replace_rows("book_enrichment_state", state_rows, state_rows.select("item_id"))
-    cached = cache.flush()
-    budget.save()
     levels = Counter(
         candidates.group_by("item_id").agg(pl.col("match_level").max())["match_level"].to_list()
     ) if candidates.height else Counter()
@@ -129,8 +127,8 @@ def book_metadata(
             "books_pending_a_provider": int((state_rows["pending"].list.len() > 0).sum()),
             "providers": MetadataValue.md(_stats_table(stats)),
             "providers_skipped": MetadataValue.md("\n".join(f"- {p.disabled_reason}" for p in providers if not p.enabled) or "_none_"),
-            "errors": MetadataValue.md("\n".join(f"- {e}" for e in errors[:50]) or "_none_"),
-            "cache_rows_written": cached,
+            "errors": lines_md(errors),
+            "cache_hits": sum(s.cache_hits for s in stats.values()),
             "best_match_levels": MetadataValue.md(counts_table(levels, "level")),
         }
     )

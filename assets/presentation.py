@@ -63,3 +63,9 @@ def completeness_bars(series: pl.DataFrame, limit: int = 30) -> str:
         filled = round(20 * min(row["owned"], total) / total)
         lines.append(f"| {_cell(row['series'])} | {row['owned']}/{row['total']} | `{'█' * filled}{'░' * (20 - filled)}` |")
     return "\n".join(lines)
+
+
+def lines_md(lines: list[str], limit: int = 50) -> MetadataValue:
+    """Errors or notes as a markdown list (the first `limit`)."""
+    shown = "\n".join(f"- {line}" for line in lines[:limit]) or "_none_"
+    return MetadataValue.md(shown + (f"\n\n_{len(lines) - limit} more_" if len(lines) > limit else ""))

@@ -208,6 +208,15 @@ class DailyBudget:
         self.warehouse.upsert(BUDGET_TABLE, frame, key=("provider", "day"))
 
 
+@contextlib.contextmanager
+def provider_state(warehouse: Warehouse, ttl: timedelta, reuse: bool = True) -> Iterator[tuple[ResponseCache, DailyBudget]]:
+    """A run's response cache and daily budgets, written back once when the run's calls are done."""
+    cache, budget = ResponseCache(warehouse, ttl, reuse=reuse), DailyBudget(warehouse)
+    yield cache, budget
+    cache.flush()
+    budget.save()
+
+
 class MetadataProvider(ConfigurableResource):
     """Base of every metadata provider resource. `enabled=False` (no URL or key) skips it."""
 
