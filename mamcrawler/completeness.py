@@ -24,7 +24,7 @@ from rapidfuzz import fuzz
 from mamcrawler.candidates import isbn13
 from mamcrawler.enrichment import sequel_numbers
 from mamcrawler.frames import bulk, frame_from_rows
-from mamcrawler.gaps import MISSING_SCHEMA, _owned_by_series, missing_id, series_memberships
+from mamcrawler.gaps import MISSING_SCHEMA, missing_id, owned_by_series, series_memberships
 from mamcrawler.names import author_key, fold, series_key, title_key
 from mamcrawler.positions import format_position, parse_position
 
@@ -159,7 +159,7 @@ def _find_missing(books, series_catalog, author_catalog, overrides, settings, no
     skipped: Counter = Counter()
     ov = override_sets(overrides)
     memberships = series_memberships(books)
-    owned_main = _owned_by_series(memberships)
+    owned_main = owned_by_series(memberships)
     owned_minor: dict[str, set[float]] = defaultdict(set)
     for sid, kind, key in memberships.select("series_id", "kind", "sort_key").iter_rows():
         if kind in ("novella", "prequel") and key is not None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 from collections import Counter, defaultdict
 from datetime import datetime
-from typing import Any
 
 import polars as pl
 
@@ -86,7 +85,7 @@ def series_memberships(books: pl.DataFrame) -> pl.DataFrame:
     return flat.with_columns(pl.Series("series_id", ids, dtype=pl.Utf8))
 
 
-def _owned_by_series(memberships: pl.DataFrame) -> dict[str, set[int]]:
+def owned_by_series(memberships: pl.DataFrame) -> dict[str, set[int]]:
     owned: dict[str, set[int]] = defaultdict(set)
     columns = memberships.select("series_id", "kind", "sort_key", "range_lo", "range_hi").iter_rows()
     for series_id, kind, key, lo, hi in columns:
@@ -95,17 +94,6 @@ def _owned_by_series(memberships: pl.DataFrame) -> dict[str, set[int]]:
         elif kind == "omnibus":
             owned[series_id].update(range(int(lo), int(hi) + 1))
     return owned
-
-
-def _most_common_by_series(memberships: pl.DataFrame, column: str) -> dict[str, Any]:
-    counts = (
-        memberships.drop_nulls(column)
-        .group_by("series_id", column)
-        .len()
-        .sort(["series_id", "len", column], descending=[False, True, False])
-        .unique("series_id", keep="first")
-    )
-    return dict(zip(counts["series_id"].to_list(), counts[column].to_list()))
 
 
 def missing_id(series_id: str, position: int) -> str:
@@ -144,7 +132,7 @@ def carry_lifecycle(fresh: pl.DataFrame, previous: pl.DataFrame | None) -> pl.Da
 
 def owned_positions(books: pl.DataFrame) -> pl.DataFrame:
     """(series_id, position) of every owned main-line position: what must never be missing."""
-    owned = _owned_by_series(series_memberships(books))
+    owned = owned_by_series(series_memberships(books))
     return pl.DataFrame(
         [(s, p) for s, ps in owned.items() for p in ps], schema={"series_id": pl.Utf8, "position": pl.Int64}, orient="row"
     )
