@@ -209,23 +209,30 @@ def _find_missing(books, series_catalog, author_catalog, overrides, settings, no
                 slot["titles"].setdefault(row["provider"], row["title"])
             slot["dates"].append(row["release_date"])
 
-    # A series whose every owned book a provider lists under another owned series is that
-    # series under another name (the tag "The Three-Body Problem" vs "Remembrance of Earth's
-    # Past"): its own numbering invents no holes.
-    catalogued_titles: dict[str, set[str]] = defaultdict(set)
-    for (sid, _), entry in entries.items():
+    # A series whose every owned book a provider lists at the same position under another
+    # series is that series under another name (the tag "The Three-Body Problem" #1 vs
+    # "Remembrance of Earth's Past" #1): its own numbering invents no holes. A sub-series
+    # keeps its own numbering (City Watch #1 is Discworld #8) and is not an alias.
+    placed: dict[str, set[tuple[str, float]]] = defaultdict(set)  # title -> (series key, position)
+    for (sid, position), entry in entries.items():
         for t in entry["titles"].values():
-            catalogued_titles[title_key(t)].add(sid)
-    if author_catalog is not None:  # an author's bibliography names a book's series too
-        for title, series in author_catalog.filter(pl.col("series").is_not_null()).select("title", "series").iter_rows():
-            catalogued_titles[title_key(title)].add(f"{series_key(series)}|bibliography")
-    titles_of_series: dict[str, set[str]] = defaultdict(set)
-    for sid, item_title in memberships.join(books.select("item_id", "title"), on="item_id").select("series_id", "title").iter_rows():
-        titles_of_series[sid].add(title_key(item_title))
+            placed[title_key(t)].add((sid.split("|")[0], position))
+    if author_catalog is not None:  # an author's bibliography places a book in its series too
+        for title, series, raw in author_catalog.filter(pl.col("series").is_not_null()).select(
+            "title", "series", "position_raw"
+        ).iter_rows():
+            pos = parse_position(raw)
+            if pos is not None and pos.sort_key is not None:
+                placed[title_key(title)].add((series_key(series), pos.sort_key))
+    in_series: dict[str, set[tuple[str, float | None]]] = defaultdict(set)
+    for sid, item_title, position in memberships.join(books.select("item_id", "title"), on="item_id").select(
+        "series_id", "title", "sort_key"
+    ).iter_rows():
+        in_series[sid].add((title_key(item_title), position))
     aliases = {
-        sid for sid, titles in titles_of_series.items()
+        sid for sid, owned_books in in_series.items()
         if sid not in sources
-        and all({c for c in catalogued_titles.get(t, set()) if c.split("|")[0] != sid.split("|")[0]} for t in titles)
+        and all(any(key != sid.split("|")[0] and p == pos for key, p in placed.get(t, ())) for t, pos in owned_books)
     }
     skipped["series under another name (an alias of a catalogued series)"] += len(aliases)
 

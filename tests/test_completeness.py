@@ -154,3 +154,18 @@ def test_rows_keep_identity_across_runs():
     first = find_missing(books, None, None, None, SETTINGS, now=datetime(2026, 1, 1, tzinfo=UTC)).missing
     again = find_missing(books, catalog(books, "Saga", [("2", "Two")]), None, None, SETTINGS).missing
     assert first["missing_id"].to_list() == again["missing_id"].to_list() and again["title"].to_list() == ["Two"]
+
+
+def test_a_renamed_series_is_an_alias_but_a_sub_series_is_not():
+    books = books_of([
+        ("a", "Guards! Guards!", ["Terry Pratt"], [("Discworld", "8"), ("City Watch", "1")]),
+        ("b", "Feet of Clay", ["Terry Pratt"], [("Discworld", "19"), ("City Watch", "3")]),
+        ("c", "First", ["Terry Pratt"], [("Old Name", "4")]),
+    ])
+    cat = catalog(books, "Discworld", [("8", "Guards! Guards!"), ("15", "Men at Arms"), ("19", "Feet of Clay")])
+    works = authors([{"author_key": "terry pratt", "title": "First", "series": "New Name", "position_raw": "4"}])
+    result = find_missing(books, cat, works, None, SETTINGS)
+    missing = {(r["series"], r["position_label"]) for r in result.missing.iter_rows(named=True)}
+    assert ("City Watch", "2") in missing  # its own numbering: a real hole
+    assert not any(series == "Old Name" for series, _ in missing)  # the same positions elsewhere: an alias
+    assert ("Discworld", "15") in missing
