@@ -13,7 +13,7 @@ from resources.audiobookshelf import (
 from resources.replay.abs import AbsReplay
 from tests.servers import free_port, serve
 
-TOKEN = "abs-test-token-0123456789abcdefghijklmnop"
+TOKEN = "fake-abs-token-17"
 LIBRARY = "92048683-a190-4e69-8125-f23ef2d96b9d"
 
 

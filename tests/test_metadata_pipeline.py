@@ -15,7 +15,7 @@ from resources.replay.abs import AbsReplay
 from tests.servers import serve
 
 ALL = {"dagster/asset_partition_range_start": BUCKETS[0], "dagster/asset_partition_range_end": BUCKETS[-1]}
-TOKEN = "abs-writeback-test-token-abcdefghijklmnop"
+TOKEN = "fake-abs-token-42"
 WAY_OF_KINGS = "10501a13-d054-4301-9e4b-b945b7558a08"
 
 

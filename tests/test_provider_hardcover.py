@@ -23,7 +23,7 @@ from resources.metadata_provider import ProviderAuthError, ProviderResponseError
 from resources.replay.hardcover import FIXTURES, HardcoverReplay, recorded_queries
 from tests.servers import serve
 
-TOKEN = "hc-test-token-0123456789abcdefghijklmnop"
+TOKEN = "fake-hc-token-9"
 WAY_OF_KINGS = BookQuery("wok", "The Way of Kings", "Brandon Sanderson")
 
 
