@@ -35,6 +35,7 @@ from mamcrawler.enrichment import (
     owned_books,
     state_frame,
 )
+from mamcrawler.library import Skipped, snapshot_rows
 from mamcrawler.writeback import current_values, plan_writeback
 from resources.audiobookshelf import AbsError, AudiobookshelfResource
 from resources.custom_provider import CustomProviders
@@ -211,6 +212,14 @@ def abs_metadata_writeback(
             outcome = mode
             if enrichment.writeback_enabled:
                 try:
+                    # ABS replaces the whole series set: plan again on the item as it is now,
+                    # so nothing added in ABS since the snapshot is dropped.
+                    fresh = snapshot_rows([abs_client.get_item(item_id)], Skipped()).row(0, named=True)
+                    body, corrections = plan_writeback(
+                        item_id, current_values(fresh), group.to_dicts(), enrichment.writeback_min_confidence
+                    )
+                    if not body:
+                        continue
                     outcome = "applied" if abs_client.update_media(item_id, body) else "unchanged"
                 except AbsError as exc:
                     outcome = "failed"

@@ -114,7 +114,8 @@ class OwnedIndex:
 
 
 def _released(dates: list[str | None], today: date) -> tuple[bool, str | None]:
-    known = sorted(d for d in dates if d)
+    # A full date beats a bare year ("2026" would read as December and hide a March release).
+    known = sorted(d for d in dates if d and len(d) >= 10) or sorted(d for d in dates if d)
     if not known:
         return True, None  # nothing says it is in the future
     first = known[0]
@@ -196,8 +197,8 @@ def _find_missing(books, series_catalog, author_catalog, overrides, settings, no
 
     # An author's bibliography is a catalogue of their owned series too (Audible and Hardcover
     # name the series and position of each work).
+    owned_by_key = {(series_key(name), k): sid for sid, name in names.items() for k in author_keys_of[sid]}
     if author_catalog is not None:
-        owned_by_key = {(series_key(name), k): sid for sid, name in names.items() for k in author_keys_of[sid]}
         for row in author_catalog.filter(pl.col("series").is_not_null()).iter_rows(named=True):
             sid = owned_by_key.get((series_key(row["series"]), row["author_key"]))
             pos = parse_position(row["position_raw"])
@@ -289,7 +290,6 @@ def _find_missing(books, series_catalog, author_catalog, overrides, settings, no
     }
     author_stats: dict[str, Counter] = defaultdict(Counter)
     author_names: dict[str, str] = {}
-    owned_series_keys = {series_key(n) for n in names.values()}
     if author_catalog is not None and followed:
         seen_works: set[tuple[str, str]] = set()
         for row in author_catalog.iter_rows(named=True):
@@ -316,7 +316,7 @@ def _find_missing(books, series_catalog, author_catalog, overrides, settings, no
             author_stats[akey]["owned"] += owned and released
             if owned or not released or tkey in listed_titles[akey]:
                 continue
-            if row["series"] and series_key(row["series"]) in owned_series_keys:
+            if row["series"] and (series_key(row["series"]), akey) in owned_by_key:
                 continue  # a book of an owned series: the series catalogue decides about it
             pos = parse_position(row["position_raw"])
             missing_rows.append(
@@ -385,7 +385,7 @@ def _apply_overrides(missing: pl.DataFrame, ov: dict[str, set[str]], names: dict
         return missing
     dropped = ov["ignore_series"] | ov["series_complete"]
     keep = [
-        not (sid is not None and _series_matches(sid, names.get(sid, series or ""), dropped))
+        not ((sid is not None or series) and _series_matches(sid or "", names.get(sid, series or ""), dropped))
         for sid, series in missing.select("series_id", "series").iter_rows()
     ]
     missing = missing.filter(pl.Series(keep))

@@ -149,6 +149,8 @@ def field_key(name: str, value: Any) -> Any:
         return fold(value)[:200]
     if name == "duration_s":
         return round(float(value) / 60)  # minutes
+    if name == "isbn":
+        return isbn13(value) or value  # 0-7653-1178-X and 9780765311788 are one book
     return value
 
 
@@ -191,7 +193,9 @@ def consensus(matches: list[Match], weights: dict[str, float], book_level: str) 
     accepted = [m for m in matches if RANK[m.level] >= RANK["LOW"]]
     out: list[FieldValue] = []
     for name in CONSENSUS_FIELDS:
-        groups: dict[Any, list[tuple[float, Match, Any]]] = defaultdict(list)
+        # One vote per provider: its best-matching candidate that has the field, so a provider
+        # returning several editions cannot outvote the others.
+        votes: dict[str, tuple[float, Match, Any]] = {}
         for m in accepted:
             value = getattr(m.candidate, name)
             if _empty(value):
@@ -199,6 +203,10 @@ def consensus(matches: list[Match], weights: dict[str, float], book_level: str) 
             if name in EDITION_FIELDS and (not m.candidate.is_audiobook or m.edition == "other"):
                 continue
             weight = weights.get(m.candidate.provider, 0.5) * m.score / 100
+            if m.candidate.provider not in votes or weight > votes[m.candidate.provider][0]:
+                votes[m.candidate.provider] = (weight, m, value)
+        groups: dict[Any, list[tuple[float, Match, Any]]] = defaultdict(list)
+        for weight, m, value in votes.values():
             groups[field_key(name, value)].append((weight, m, value))
         if not groups:
             continue

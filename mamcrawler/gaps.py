@@ -66,22 +66,29 @@ def series_memberships(books: pl.DataFrame) -> pl.DataFrame:
     )
     keys, authors_per_row = flat["series_key"].to_list(), flat["author_keys"].to_list()
     uf = _UnionFind()
-    sizes: Counter[str] = Counter()
     for key, authors in zip(keys, authors_per_row):
         nodes = [f"{key}\x1f{a}" for a in authors]
         for node in nodes:
             uf.union(nodes[0], node)
-    for key, authors in zip(keys, authors_per_row):
-        if authors:
-            sizes[uf.find(f"{key}\x1f{authors[0]}")] += 1
+    # Each group is named after its author with the most books in it (ties: alphabetical), so
+    # a co-author joining later does not rename the series: its missing books keep their ids.
+    books_per_node = Counter(f"{key}\x1f{a}" for key, authors in zip(keys, authors_per_row) for a in authors)
+    name: dict[str, tuple[int, str]] = {}
+    for node, count in books_per_node.items():
+        root = uf.find(node)
+        if root not in name or (-count, node) < name[root]:
+            name[root] = (-count, node)
     # Books without an author join the series' largest author group.
+    rows_per_root = Counter(uf.find(f"{k}\x1f{a[0]}") for k, a in zip(keys, authors_per_row) if a)
     largest: dict[str, str] = {}
-    for root, _ in sizes.most_common():
+    for root, _ in sorted(rows_per_root.items(), key=lambda kv: (-kv[1], kv[0])):
         largest.setdefault(root.split("\x1f", 1)[0], root)
-    ids = [
-        (uf.find(f"{key}\x1f{authors[0]}") if authors else largest.get(key, f"{key}\x1f")).replace("\x1f", "|")
-        for key, authors in zip(keys, authors_per_row)
-    ]
+
+    def series_id(key: str, authors: list[str]) -> str:
+        root = uf.find(f"{key}\x1f{authors[0]}") if authors else largest.get(key)
+        return f"{key}|" if root is None else name[root][1].replace("\x1f", "|")
+
+    ids = [series_id(key, authors) for key, authors in zip(keys, authors_per_row)]
     return flat.with_columns(pl.Series("series_id", ids, dtype=pl.Utf8))
 
 
@@ -122,7 +129,13 @@ def carry_lifecycle(fresh: pl.DataFrame, previous: pl.DataFrame | None) -> pl.Da
     return (
         fresh.join(prior, on="missing_id", how="left")
         .with_columns(
-            pl.coalesce("_status", "status").alias("status"),
+            # An `ignore_book` override decides `ignored` both ways; otherwise the stored status wins.
+            pl.when(pl.col("status") == "ignored")
+            .then(pl.lit("ignored"))
+            .when(pl.col("_status") == "ignored")
+            .then(pl.col("status"))
+            .otherwise(pl.coalesce("_status", "status"))
+            .alias("status"),
             pl.coalesce("_first", "first_seen_at").alias("first_seen_at"),
         )
         .drop("_status", "_first")

@@ -68,16 +68,18 @@ def _empty(value: Any) -> bool:
 
 def merge_series(current: tuple, offered: tuple) -> tuple:
     """The book's memberships plus the offered ones it lacks; a missing position is filled."""
-    merged = [list(s) for s in current]
-    keys = {series_key(name): entry for entry, (name, _) in zip(merged, current)}
+    # The book's own entries stay as ABS has them ("3, Part 2" is not "3"); only what is
+    # added or filled is normalised.
+    merged = [[name, None if seq is None else str(seq)] for name, seq in current]
+    keys = {series_key(entry[0]): entry for entry in merged}
     for name, position in offered:
         entry = keys.get(series_key(name))
         if entry is None:
-            merged.append([name, position])
+            merged.append([name, _abs_sequence(position)])
             keys[series_key(name)] = merged[-1]
         elif entry[1] in (None, "") and position:
-            entry[1] = position
-    return tuple((name, _abs_sequence(seq)) for name, seq in merged)
+            entry[1] = _abs_sequence(position)
+    return tuple((name, seq) for name, seq in merged)
 
 
 def _abs_sequence(raw: Any) -> str | None:
@@ -111,7 +113,7 @@ def plan_writeback(
         old = current.get(name)
         if name == "series":
             new = merge_series(old or (), offered)
-            if [(series_key(n), s) for n, s in new] == [(series_key(n), s) for n, s in (old or ())]:
+            if [(series_key(n), s) for n, s in new] == [(series_key(n), None if s is None else str(s)) for n, s in (old or ())]:
                 continue
             reason = "series memberships added or completed; existing ones kept"
         else:

@@ -31,7 +31,8 @@ def ensure_dagster_home() -> Path:
         return home
     home = REPO_ROOT / "data" / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    if not (home / "dagster.yaml").exists():  # a user's own (PostgreSQL) instance file is kept
+        shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 

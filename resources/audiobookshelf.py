@@ -199,6 +199,11 @@ class AudiobookshelfResource(ConfigurableResource):
         return list(ids)
 
 
+    def get_item(self, item_id: str) -> dict[str, Any]:
+        """One expanded item as ABS holds it now."""
+        with self._client() as client:
+            return self._call(client, LibraryFetch(), "GET", f"/api/items/{item_id}", params={"expanded": 1})
+
     def update_media(self, item_id: str, metadata: dict[str, Any]) -> bool:
         """PATCH /api/items/:id/media; True when ABS changed something.
 

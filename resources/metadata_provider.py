@@ -93,8 +93,8 @@ class TokenBucket:
 
     def pause(self, seconds: float) -> None:
         """After a 429: no token for `seconds`, for every thread."""
-        with self.lock:
-            self.tokens = min(self.tokens, 0.0) - seconds * self.rate
+        with self.lock:  # several threads may report the same 429: the pause does not add up
+            self.tokens = min(self.tokens, -seconds * self.rate)
 
 
 @dataclass
@@ -212,9 +212,11 @@ class DailyBudget:
 def provider_state(warehouse: Warehouse, ttl: timedelta, reuse: bool = True) -> Iterator[tuple[ResponseCache, DailyBudget]]:
     """A run's response cache and daily budgets, written back once when the run's calls are done."""
     cache, budget = ResponseCache(warehouse, ttl, reuse=reuse), DailyBudget(warehouse)
-    yield cache, budget
-    cache.flush()
-    budget.save()
+    try:
+        yield cache, budget
+    finally:  # a failed run keeps what it fetched and what it spent
+        cache.flush()
+        budget.save()
 
 
 class MetadataProvider(ConfigurableResource):

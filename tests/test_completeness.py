@@ -169,3 +169,37 @@ def test_a_renamed_series_is_an_alias_but_a_sub_series_is_not():
     assert ("City Watch", "2") in missing  # its own numbering: a real hole
     assert not any(series == "Old Name" for series, _ in missing)  # the same positions elsewhere: an alias
     assert ("Discworld", "15") in missing
+
+
+def test_review_cases():
+    from mamcrawler.gaps import carry_lifecycle
+
+    # An ignore_book override wins over the stored status, and lifting it gives the book back.
+    books = books_of([("a", "One", ["X Y"], [("Saga", "1")]), ("c", "Three", ["X Y"], [("Saga", "3")])])
+    first = carry_lifecycle(find_missing(books, None, None, None, SETTINGS).missing, None)
+    ignore = change_overrides(None, [{"kind": "ignore_book", "target": first["missing_id"][0]}], [])
+    ignored = carry_lifecycle(find_missing(books, None, None, ignore, SETTINGS).missing, first)
+    assert ignored["status"].to_list() == ["ignored"]
+    assert carry_lifecycle(find_missing(books, None, None, None, SETTINGS).missing, ignored)["status"].to_list() == ["identified"]
+
+    # A co-author joining later does not rename the series: ids (and statuses) survive.
+    more = books_of([("a", "One", ["Xavier Young"], [("Saga", "1")]), ("c", "Three", ["Xavier Young"], [("Saga", "3")]),
+                     ("d", "Four", ["Xavier Young", "Anna Co"], [("Saga", "4")])])
+    solo = books_of([("a", "One", ["Xavier Young"], [("Saga", "1")]), ("c", "Three", ["Xavier Young"], [("Saga", "3")])])
+    assert find_missing(more, None, None, None, SETTINGS).missing["missing_id"].to_list() == \
+        find_missing(solo, None, None, None, SETTINGS).missing["missing_id"].to_list()
+
+    # A full date beats a bare year from another source.
+    saga = books_of([("a", "One", ["Ann Writer"], [("Saga", "1")])])
+    cat = catalog(saga, "Saga", [("1", "One"), ("2", "Two", "2026-03-01")])
+    works = authors([{"author_key": "ann writer", "title": "Two", "series": "Saga", "position_raw": "2", "release_date": "2026"}])
+    result = find_missing(saga, cat, works, None, CompletenessSettings(today=date(2026, 6, 1), follow_min_books=1))
+    assert result.missing["title"].to_list() == ["Two"] and result.upcoming.is_empty()
+
+    # Another author's "Legacy" does not hide a followed author's "Legacy" book.
+    mixed = books_of([("a", "A", ["Pat Author"], []), ("b", "B", ["Pat Author"], []), ("h", "Heirs", ["Other Person"], [("Legacy", "1")])])
+    works = authors([{"author_key": "pat author", "title": "Legacy Rising", "series": "Legacy", "position_raw": "1"}])
+    titles = find_missing(mixed, None, works, None, SETTINGS).missing["title"].to_list()
+    assert titles == ["Legacy Rising"]
+    ignored = find_missing(mixed, None, works, change_overrides(None, [{"kind": "ignore_series", "target": "Legacy"}], []), SETTINGS)
+    assert ignored.missing.is_empty()

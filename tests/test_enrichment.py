@@ -94,3 +94,10 @@ def test_sanitise_rejects_absurd_values():
     assert set(reasons) == {"absurd_year", "absurd_duration", "too_many_authors", "bad_isbn", "bad_asin"}
     assert sanitise(cand(title="  "))[0] is None
     assert isbn13("0-7653-2635-3") == "9780765326355" and isbn13("9780765326356") is None
+
+
+def test_one_vote_per_provider():
+    matches = [match(WAY, cand("audible", year=2010)), match(WAY, cand("hardcover", year=2010))]
+    matches += [match(WAY, cand("google", year=2011, publisher=f"Edition {i}")) for i in range(3)]
+    year = {f.field: f for f in consensus(matches, {"audible": 1.0, "hardcover": 0.9, "google": 1.0}, "HIGH")}["year"]
+    assert json.loads(year.value_json) == 2010 and year.agreeing == ("audible", "hardcover")

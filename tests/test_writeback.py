@@ -53,3 +53,10 @@ def test_plan_fills_and_cleans_with_confident_values_only():
 def test_nothing_to_change_gives_an_empty_body():
     fields = [row("title", TITANS["title"]), row("year", 2007), row("genres", ["fantasy"])]
     assert plan_writeback("t", current_values(TITANS), fields, "LOW") == ({}, [])
+
+
+def test_the_books_own_sequences_are_kept_verbatim():
+    current = (("Discworld", "3, Part 2"), ("Foo", "1.10"), ("Bar", "Book 1"))
+    assert merge_series(current, ()) == current
+    fields = [row("series", [("Bar", "1")])]
+    assert plan_writeback("x", {"series": (("Bar", "Book 1"),)}, fields, "HIGH") == ({}, [])
