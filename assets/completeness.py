@@ -138,10 +138,12 @@ def completeness(
         options.settings(),
     )
     missing = carry_lifecycle(result.missing, store.read_optional("missing_books"))
-    store.write_table("missing_books", missing)
-    store.write_table("series_completeness", result.series)
-    store.write_table("author_completeness", result.authors)
-    store.write_table("upcoming_books", result.upcoming)
+    store.write_tables({
+        "missing_books": missing,
+        "series_completeness": result.series,
+        "author_completeness": result.authors,
+        "upcoming_books": result.upcoming,
+    })
     per_series = result.series.select("series", "author", "owned", "total", "missing", "status")
     context.log.info(f"missing_books: {missing.height} missing books, {result.upcoming.height} upcoming")
     yield MaterializeResult(

@@ -95,6 +95,17 @@ class Warehouse:
         self._transaction(name, {"_incoming": frame}, [(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM _incoming', [])])
         return frame.height
 
+    def write_tables(self, frames: dict[str, pl.DataFrame]) -> None:
+        """Replace several tables in one transaction: readers see all of them new or none."""
+        for name in frames:
+            _check_identifier(name)
+        aliases = {f"_incoming_{i}": frame for i, frame in enumerate(frames.values())}
+        statements = [
+            (f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM {alias}', [])
+            for name, alias in zip(frames, aliases)
+        ]
+        self._transaction(", ".join(frames), aliases, statements)
+
     def upsert(
         self, name: str, frame: pl.DataFrame, key: tuple[str, ...], expire_before: tuple[str, object] | None = None
     ) -> int:

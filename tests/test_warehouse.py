@@ -73,3 +73,11 @@ def test_tables_written_by_an_older_version_gain_new_columns(tmp_path):
     wh.replace_rows("t", pl.DataFrame({"k": ["a", "b"], "v": [1, 2]}), pl.DataFrame({"k": ["a", "b"]}))
     wh.replace_rows("t", pl.DataFrame({"k": ["b"], "v": [3], "new": ["x"]}), pl.DataFrame({"k": ["b"]}))
     assert wh.read_table("t").sort("k").to_dicts() == [{"k": "a", "v": 1, "new": None}, {"k": "b", "v": 3, "new": "x"}]
+
+
+def test_several_tables_change_together_or_not_at_all(tmp_path):
+    wh = Warehouse(tmp_path / "w.duckdb")
+    wh.write_tables({"a": pl.DataFrame({"x": [1]}), "b": pl.DataFrame({"y": [1]})})
+    with pytest.raises(WarehouseError):
+        wh.write_tables({"a": pl.DataFrame({"x": [2]}), "b": pl.DataFrame({"y": [2.0]}, schema={"y": pl.Float16})})
+    assert wh.read_table("a")["x"].to_list() == [1] and wh.read_table("b")["y"].to_list() == [1]
