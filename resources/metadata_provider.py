@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
 import httpx
@@ -35,7 +34,7 @@ from pydantic import Field
 
 from mamcrawler.candidates import BookQuery, Candidate, sanitise
 from mamcrawler.warehouse import Warehouse
-from resources.http import RETRY_STATUS
+from resources.http import send_with_retries
 
 PROVIDER_POOL = "metadata_providers"
 
@@ -388,38 +387,28 @@ class ProviderSession:
         if self.cache is not None and (hit := self.cache.get(name, key)) is not None:
             self.stats.add(cache_hits=1)
             return hit
-        attempt = 0
-        while True:
+
+        def send() -> httpx.Response:
             if self.budget is not None:
                 self.budget.spend(name, self.provider.daily_budget)
-            self.stats.add(throttled_s=self.bucket.acquire())
-            self.stats.add(requests=1)
-            try:
-                response = self.client.request(method, path, params=params, json=json)
-            except (httpx.TransportError, httpx.TimeoutException) as exc:
-                if attempt >= self.provider.max_retries:
-                    raise ProviderUnavailableError(f"{name}: no answer from {self.provider.base_url} ({type(exc).__name__})") from None
-                time.sleep(min(30.0, self.provider.backoff_s * 2**attempt))
-                attempt += 1
-                continue
+            self.stats.add(throttled_s=self.bucket.acquire(), requests=1)
+            response = self.client.request(method, path, params=params, json=json)
             if response.status_code == 429:
                 self.stats.add(rate_limited=1)
-            if (
-                response.status_code in RETRY_STATUS
-                and attempt < self.provider.max_retries
-                and self.provider._retryable(response)
-            ):
-                wait = _retry_after(response)
-                if response.status_code == 429:
-                    wait = wait if wait is not None else self.provider.backoff_s * 2**attempt
-                    self.bucket.pause(wait)
-                    self.stats.add(throttled_s=wait)
-                    time.sleep(wait)
-                else:
-                    time.sleep(min(30.0, wait if wait is not None else self.provider.backoff_s * 2**attempt))
-                attempt += 1
-                continue
-            break
+            return response
+
+        def on_wait(last: httpx.Response | Exception, delay: float) -> None:
+            if isinstance(last, httpx.Response) and last.status_code == 429:
+                self.bucket.pause(delay)  # every thread of this provider waits, not just this one
+                self.stats.add(throttled_s=delay)
+
+        try:
+            response = send_with_retries(
+                send, f"{name} {method} {path}", max_retries=self.provider.max_retries,
+                backoff_s=self.provider.backoff_s, retryable=self.provider._retryable, on_wait=on_wait,
+            )
+        except (httpx.TransportError, httpx.TimeoutException) as exc:
+            raise ProviderUnavailableError(f"{name}: no answer from {self.provider.base_url} ({type(exc).__name__})") from None
         if (error := self.provider._classify(response)) is not None:
             raise error
         value = _json_body(name, response, self.provider.max_body_bytes)
@@ -431,25 +420,6 @@ class ProviderSession:
 def _request_key(method: str, path: str, params: dict | None, body: dict | None) -> str:
     text = json.dumps([method, path, sorted((params or {}).items()), body], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds to wait: `Retry-After` (seconds or an HTTP date), else `RateLimit-Reset`
-    (Hardcover sends unix seconds; others send a delta), capped at five minutes."""
-    value = response.headers.get("Retry-After")
-    seconds: float | None = None
-    if value is not None:
-        try:
-            seconds = float(value)
-        except ValueError:
-            with contextlib.suppress(TypeError, ValueError):
-                seconds = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
-    elif (reset := response.headers.get("RateLimit-Reset")) is not None:
-        with contextlib.suppress(ValueError):
-            seconds = float(reset)
-            if seconds > 1e9:
-                seconds -= time.time()
-    return None if seconds is None else min(300.0, max(0.0, seconds))
 
 
 def _json_body(name: str, response: httpx.Response, max_bytes: int) -> Any:
