@@ -1,11 +1,10 @@
-import json
 import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-from resources.replay.abs import FIXTURES
+from resources.replay.recorded import load
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
@@ -20,7 +19,7 @@ def isolated_env(tmp_path, monkeypatch):
 
 @pytest.fixture
 def abs_items() -> list[dict]:
-    return json.loads((FIXTURES / "items_batch_get_all.json").read_text())["libraryItems"]
+    return load("abs", "items_batch_get_all.json")["libraryItems"]
 
 
 def require_binary(path: str, package: str) -> None:

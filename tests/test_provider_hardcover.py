@@ -1,7 +1,6 @@
 """The Hardcover provider against a loopback server replaying the recorded GraphQL answers."""
 
 import copy
-import json
 from datetime import timedelta
 
 import httpx
@@ -20,7 +19,8 @@ from resources.hardcover import (
     ranked_hits,
 )
 from resources.metadata_provider import ProviderAuthError, ProviderResponseError, ResponseCache
-from resources.replay.hardcover import FIXTURES, HardcoverReplay, recorded_queries
+from resources.replay.hardcover import HardcoverReplay, recorded_queries
+from resources.replay.recorded import load
 from tests.servers import serve
 
 TOKEN = "fake-hc-token-9"
@@ -90,7 +90,7 @@ def test_a_print_isbn_in_another_language_is_not_an_audiobook():
 
 
 def test_author_ids_name_only_the_primary_authors():
-    book = json.loads((FIXTURES / "book_by_pk_way_of_kings.json").read_text())["data"]["books_by_pk"]
+    book = load("hardcover", "book_by_pk_way_of_kings.json")["data"]["books_by_pk"]
     book["contributions"] += [
         {"contribution": "Author", "author": {"id": 9300077, "name": "A Co-Author", "slug": "a-co-author"}},
         {"contribution": "Illustrator", "author": {"id": 9300078, "name": "An Illustrator", "slug": "an-illustrator"}},
@@ -101,7 +101,7 @@ def test_author_ids_name_only_the_primary_authors():
 
 
 def test_hits_listing_the_isbn_we_hold_come_first():
-    search = json.loads((FIXTURES / "search_way_of_kings.json").read_text())["data"]["search"]
+    search = load("hardcover", "search_way_of_kings.json")["data"]["search"]
     assert [i for i, _ in ranked_hits(search)] == [9100001, 9100090, 9100002]
     doctored = copy.deepcopy(search)
     doctored["results"]["hits"][2]["document"]["isbns"] = ["0-00-000000-?", "9798999902214"]

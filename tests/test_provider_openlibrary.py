@@ -1,6 +1,5 @@
 """Open Library provider against a loopback server replaying the recorded Open Library answers."""
 
-import json
 
 import httpx
 import pytest
@@ -13,7 +12,8 @@ from resources.openlibrary import (
     ReplayOpenLibraryProvider,
     doc_candidate,
 )
-from resources.replay.openlibrary import FIXTURES, OpenLibraryReplay
+from resources.replay.openlibrary import OpenLibraryReplay
+from resources.replay.recorded import load
 from tests.servers import serve
 
 
@@ -103,7 +103,7 @@ def test_replayed_pages_are_the_recorded_pages():
         for page, offset in enumerate((None, 5, 10), start=1):
             params = {"limit": 5} if offset is None else {"limit": 5, "offset": offset}
             served = client.get("/authors/OL990001A/works.json", params=params).json()
-            assert served == json.loads((FIXTURES / f"author_works_sanderson_page{page}.json").read_text())
+            assert served == load("openlibrary", f"author_works_sanderson_page{page}.json")
         default = client.get("/authors/OL990001A/works.json").json()
     assert len(default["entries"]) == 12 and set(default["links"]) == {"self", "author"}
 

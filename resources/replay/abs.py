@@ -17,12 +17,12 @@ import copy
 import json
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-FIXTURES = Path(__file__).resolve().parent / "abs"
+from resources.replay.recorded import envelope, load
+
 _SORT_FIELDS: dict[str, Callable[[dict], Any]] = {
     "media.metadata.title": lambda i: (i["media"]["metadata"].get("title") or "").lower(),
     "media.metadata.authorName": lambda i: (i["media"]["metadata"].get("authorName") or "").lower(),
@@ -33,13 +33,11 @@ _SORT_FIELDS: dict[str, Callable[[dict], Any]] = {
 
 
 def _load(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    return load("abs", name)
 
 
 def _envelope(name: str) -> httpx.Response:
-    env = _load(name)
-    headers = {"Content-Type": env["contentType"]} if env["contentType"] else {}
-    return httpx.Response(env["status"], headers=headers, content=env["body"].encode())
+    return envelope(_load(name))
 
 
 def minify(item: dict[str, Any]) -> dict[str, Any]:

@@ -25,18 +25,18 @@ import copy
 import json
 import re
 import threading
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-FIXTURES = Path(__file__).resolve().parent / "audible"
+from resources.replay.recorded import load
+
 PRODUCTS_PATH = "/1.0/catalog/products"
 HEADERS = {"Content-Type": "application/json", "Cache-Control": "private, max-age=1800"}
 
 
 def _load(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    return load("audible", name)
 
 
 def _words(text: str | None) -> str:

@@ -21,27 +21,23 @@ import copy
 import json
 import re
 import threading
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-FIXTURES = Path(__file__).resolve().parent / "audnexus"
+from resources.replay.recorded import envelope, load
+
 # audnexus accepts Audible ASINs ("B" + 9) and ISBN-10-style ones (README field notes).
 VALID_ASIN = re.compile(r"^(?:B[0-9A-Z]{9}|[0-9]{9}[0-9X])$")
 JSON_TYPE = "application/json; charset=utf-8"
 
 
 def _load(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    return load("audnexus", name)
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> httpx.Response:
     return httpx.Response(status, headers={"content-type": JSON_TYPE, **(headers or {})}, content=json.dumps(body).encode())
-
-
-def _envelope(env: dict[str, Any]) -> httpx.Response:
-    return _json(env["body"], env["status"], {k: v for k, v in env["headers"].items() if k != "content-type"})
 
 
 class AudnexusReplay:
@@ -84,7 +80,7 @@ class AudnexusReplay:
                 env = self._error("RATE_LIMIT_EXCEEDED", 429)
                 if self.retry_after is not None:
                     env["headers"]["retry-after"] = self.retry_after
-                return _envelope(env)
+                return envelope(env)
         path, params = request.url.path, request.url.params
         region = params.get("region", "us")
         if m := re.fullmatch(r"/books/([^/]+)", path):
@@ -94,7 +90,7 @@ class AudnexusReplay:
                 return _json(_load(self.authors[m.group(1)]))
             env = self._error("NOT_FOUND", 404)
             env["body"]["error"]["message"] = f"No author name found for ASIN: {m.group(1)}"
-            return _envelope(env)
+            return envelope(env)
         if path == "/authors":
             name = self.author_searches.get(" ".join(params.get("name", "").casefold().split()))
             return _json(_load(name) if name else [])
@@ -103,10 +99,10 @@ class AudnexusReplay:
 
     def _book(self, asin: str, region: str) -> httpx.Response:
         if not VALID_ASIN.match(asin):
-            return _envelope(self._error("BAD_REQUEST", 400))
+            return envelope(self._error("BAD_REQUEST", 400))
         if asin in self.books:
             return _json(_load(self.books[asin]))
         env = self._error("REGION_UNAVAILABLE", 404)
         env["body"]["error"]["message"] = f"Item not available in region '{region}' for ASIN: {asin}"
         env["body"]["error"]["details"]["asin"] = asin
-        return _envelope(env)
+        return envelope(env)

@@ -17,13 +17,12 @@ inferred, not recorded).
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-FIXTURES = Path(__file__).resolve().parent / "custom_provider"
+from resources.replay.recorded import envelope, load
+
 REPLAY_AUTH = "FAKE-PROVIDER-KEY"  # the Authorization value the recordings were made with (fake)
 PREFIXES = ("/goodreads", "/kindle/us", "")
 
@@ -36,12 +35,11 @@ _RECORDED: dict[str, dict[tuple[str, str], str]] = {
 
 
 def _load(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    return load("custom_provider", name)
 
 
 def _envelope(name: str) -> httpx.Response:
-    env = _load(name)
-    return httpx.Response(env["status"], headers=env["headers"], content=json.dumps(env["body"]).encode())
+    return envelope(_load(name))
 
 
 def _key(text: str | None) -> str:

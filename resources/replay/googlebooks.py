@@ -20,12 +20,12 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from pathlib import Path
 from typing import Any, Literal
 
 import httpx
 
-FIXTURES = Path(__file__).resolve().parent / "googlebooks"
+from resources.replay.recorded import envelope, load
+
 JSON = {"Content-Type": "application/json; charset=UTF-8"}
 VALID_KEY = "FAKE-GOOGLE-API-KEY"  # the key the recorded 403 was made with
 OPERATORS = {"intitle", "inauthor", "inpublisher", "subject", "isbn", "lccn", "oclc"}
@@ -35,7 +35,7 @@ Term = tuple[str | None, str]  # (operator or None for a free word, lower-case w
 
 
 def _load(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    return load("googlebooks", name)
 
 
 def parse_q(q: str) -> list[Term]:
@@ -145,8 +145,7 @@ class GoogleBooksReplay:
 
 
 def _envelope(name: str) -> httpx.Response:
-    env = _load(name)
-    return httpx.Response(env["status"], headers=env["headers"], content=json.dumps(env["body"]).encode())
+    return envelope(_load(name))
 
 
 def _int(raw: str | None, default: int) -> int:

@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-FIXTURES = Path(__file__).resolve().parent / "hardcover"
+from resources.replay.recorded import envelope, load
+
 GRAPHQL_PATH = "/v1/graphql"
 REPLAY_TOKEN = "FAKE-HARDCOVER-TOKEN"  # the token the recordings were made with (fake)
 
@@ -42,7 +42,7 @@ _JWT = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
 
 
 def _load(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    return load("hardcover", name)
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
@@ -54,10 +54,7 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> http
 
 
 def _envelope(name: str, extra_headers: dict[str, str] | None = None) -> httpx.Response:
-    env = _load(name)
-    return httpx.Response(
-        env["status"], headers={**env["headers"], **(extra_headers or {})}, content=json.dumps(env["body"]).encode()
-    )
+    return envelope(_load(name), extra_headers)
 
 
 def _squash(text: str) -> str:

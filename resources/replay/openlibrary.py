@@ -25,21 +25,20 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 
 from mamcrawler.names import fold
+from resources.replay.recorded import envelope, load
 
-FIXTURES = Path(__file__).resolve().parent / "openlibrary"
 JSON = {"Content-Type": "application/json"}
 SEARCH_HEADERS = {**JSON, "X-Served-By": "FastAPI"}
 
 
 def _load(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    return load("openlibrary", name)
 
 
 def _ok(body: Any, headers: dict[str, str] = JSON) -> httpx.Response:
@@ -48,8 +47,7 @@ def _ok(body: Any, headers: dict[str, str] = JSON) -> httpx.Response:
 
 def _envelope(name: str, **replace: Any) -> httpx.Response:
     env = _load(name)
-    body = {**env["body"], **replace} if replace else env["body"]
-    return httpx.Response(env["status"], headers=env["headers"], content=json.dumps(body).encode())
+    return envelope(env, body={**env["body"], **replace}) if replace else envelope(env)
 
 
 def _safeint(raw: str | None, default: int) -> int:
