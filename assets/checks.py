@@ -57,9 +57,39 @@ def every_row_has_a_title_or_says_why(warehouse: WarehouseResource) -> AssetChec
     return AssetCheckResult(passed=silent.is_empty(), metadata={"titled": titled, "untitled_without_reason": silent.height})
 
 
+@asset_check(asset="download_requests", blocking=True, pool=WAREHOUSE_POOL)
+def no_info_hash_requested_twice(warehouse: WarehouseResource) -> AssetCheckResult:
+    """One torrent is sent for one book once: a retry, a restart or a second book never re-adds it."""
+    hashes = warehouse.get().read_table("download_requests").drop_nulls("info_hash")
+    repeated = hashes.group_by("info_hash").agg(pl.col("book").unique().str.join(" / ")).filter(
+        pl.col("info_hash").is_in(hashes.filter(pl.col("info_hash").is_duplicated())["info_hash"].to_list())
+    )
+    return AssetCheckResult(
+        passed=repeated.is_empty(),
+        metadata={"requests_with_a_hash": hashes.height, "repeated": MetadataValue.md(markdown_table(repeated))},
+    )
+
+
+@asset_check(asset="download_requests", blocking=True, pool=WAREHOUSE_POOL)
+def every_queued_book_has_a_download(warehouse: WarehouseResource) -> AssetCheckResult:
+    """A book marked queued or downloading has a request qBittorrent holds, and the other way round."""
+    store = warehouse.get()
+    books = store.read_table("missing_books").select("missing_id", "status")
+    live = store.read_table("download_requests").filter(pl.col("status").is_in(["sent", "downloading", "completed"]))
+    busy = books.filter(pl.col("status").is_in(["queued", "downloading"]))
+    orphans = busy.join(live, on="missing_id", how="anti")
+    unmarked = live.join(books, on="missing_id", how="inner").filter(~pl.col("status_right").is_in(["queued", "downloading"]))
+    return AssetCheckResult(
+        passed=orphans.is_empty() and unmarked.is_empty(),
+        metadata={"queued_without_a_download": orphans.height, "download_for_a_book_not_queued": unmarked.height},
+    )
+
+
 table_checks = [
     *(contract_check(c) for c in CONTRACTS.values()),
     no_owned_book_is_missing,
     one_row_per_series_position,
     every_row_has_a_title_or_says_why,
+    no_info_hash_requested_twice,
+    every_queued_book_has_a_download,
 ]

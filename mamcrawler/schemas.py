@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pandera.polars as pa
 import polars as pl
 
+from mamcrawler.acquisition import CANDIDATES_SCHEMA, REQUEST_SCHEMA, REQUEST_STATUSES
 from mamcrawler.completeness import LINES
 from mamcrawler.enrichment import CANDIDATE_SCHEMA, ENRICHED_SCHEMA, LEVELS
 from mamcrawler.gaps import LIFECYCLE, MISSING_SCHEMA
@@ -111,7 +112,41 @@ ENRICHED_BOOKS = TableContract(
     ("item_id", "field"),
 )
 
-CONTRACTS = {c.table: c for c in (ABS_LIBRARY_ITEMS, LIBRARY_BOOKS, MISSING_BOOKS, BOOK_METADATA, ENRICHED_BOOKS)}
+DOWNLOAD_REQUESTS = TableContract(
+    "download_requests",
+    pa.DataFrameSchema(
+        _columns(
+            REQUEST_SCHEMA,
+            missing_id=pa.Column(pl.Utf8, nullable=False),
+            attempt=pa.Column(pl.Int64, pa.Check.ge(0), nullable=False),
+            status=pa.Column(pl.Utf8, pa.Check.isin(list(REQUEST_STATUSES)), nullable=False),
+            progress=pa.Column(pl.Float64, pa.Check.in_range(0, 1), nullable=True),
+        ),
+        strict=True,
+    ),
+    ("missing_id", "attempt"),
+)
+
+RELEASE_CANDIDATES = TableContract(
+    "release_candidates",
+    pa.DataFrameSchema(
+        _columns(
+            CANDIDATES_SCHEMA,
+            missing_id=pa.Column(pl.Utf8, nullable=False),
+            indexer=pa.Column(pl.Utf8, nullable=False),
+            release_id=pa.Column(pl.Utf8, nullable=False),
+            score=pa.Column(pl.Float64, pa.Check.in_range(0, 100), nullable=False),
+            rank=pa.Column(pl.Int64, pa.Check.ge(1), nullable=False),
+        ),
+        strict=True,
+    ),
+    ("missing_id", "indexer", "release_id"),
+)
+
+CONTRACTS = {
+    c.table: c
+    for c in (ABS_LIBRARY_ITEMS, LIBRARY_BOOKS, MISSING_BOOKS, BOOK_METADATA, ENRICHED_BOOKS, RELEASE_CANDIDATES, DOWNLOAD_REQUESTS)
+}
 
 
 @dataclass(frozen=True)

@@ -145,6 +145,42 @@ class Warehouse:
         )
         return frame.height
 
+    def apply(
+        self,
+        upserts: list[tuple[str, pl.DataFrame, tuple[str, ...]]] = (),
+        statuses: tuple[str, pl.DataFrame] | None = None,
+    ) -> None:
+        """Several changes in one transaction: insert-or-replace rows by key in each named
+        table, and set `status`/`updated_at` of the rows `statuses` names by their key
+        (`(table, frame of key + status + updated_at)`). All of it lands, or none of it."""
+        frames: dict[str, pl.DataFrame] = {}
+        statements: list[tuple[str, list]] = []
+        for i, (name, frame, key) in enumerate(upserts):
+            _check_identifier(name)
+            for column in key:
+                _check_identifier(column)
+            alias = f"_upsert_{i}"
+            frames[alias] = frame
+            match = " AND ".join(f't."{k}" = i."{k}"' for k in key)
+            statements += [
+                (f'CREATE TABLE IF NOT EXISTS "{name}" AS SELECT * FROM {alias} LIMIT 0', []),
+                (f'DELETE FROM "{name}" t USING {alias} i WHERE {match}', []),
+                (f'INSERT INTO "{name}" BY NAME SELECT * FROM {alias}', []),
+            ]
+        if statuses is not None and not statuses[1].is_empty():
+            name, frame = statuses
+            _check_identifier(name)
+            key = [c for c in frame.columns if c not in ("status", "updated_at")]
+            for column in key:
+                _check_identifier(column)
+            frames["_statuses"] = frame
+            match = " AND ".join(f't."{k}" = s."{k}"' for k in key)
+            statements.append(
+                (f'UPDATE "{name}" t SET status = s.status, updated_at = s.updated_at FROM _statuses s WHERE {match}', [])
+            )
+        if statements:
+            self._transaction(", ".join(n for n, *_ in upserts) or "statuses", frames, statements)
+
     def read_table(self, name: str, columns: list[str] | None = None) -> pl.DataFrame:
         _check_identifier(name)
         cols = ", ".join(f'"{c}"' for c in columns) if columns else "*"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mamcrawler.enrichment import RANK, field_key
-from mamcrawler.names import series_key
+from mamcrawler.names import series_key, title_key
 from mamcrawler.positions import format_position, parse_position
 
 ABS_FIELD = {
@@ -129,3 +129,25 @@ def plan_writeback(
             )
         )
     return body, corrections
+
+
+def plan_import_metadata(wanted: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
+    """The PATCH `metadata` body for a book just imported, from what we searched for.
+
+    The same rules as enrichment write-back: the series set is merged (ABS replaces it
+    whole) with string sequences, authors and ASIN only fill what ABS left empty, and the
+    title is corrected only when ABS read a different one from the folder or the tags.
+    """
+    body: dict[str, Any] = {}
+    if wanted.get("title") and title_key(metadata.get("title")) != title_key(wanted["title"]):
+        body["title"] = wanted["title"]
+    if wanted.get("author") and not metadata.get("authors"):
+        body["authors"] = [{"name": wanted["author"]}]
+    if wanted.get("series"):
+        current = tuple((s["name"], s.get("sequence")) for s in metadata.get("series") or [])
+        merged = merge_series(current, ((wanted["series"], wanted.get("position_label")),))
+        if merged != current:
+            body["series"] = _to_abs("series", merged)
+    if wanted.get("asin") and not metadata.get("asin"):
+        body["asin"] = wanted["asin"]
+    return body

@@ -103,6 +103,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 result = defs.resolve_job_def("update_completeness").execute_in_process(
                     instance=instance, raise_on_error=False, run_config=quiet
                 )
+        if result.success and not args.skip_acquisition:
+            result = defs.resolve_job_def("search_and_queue").execute_in_process(
+                instance=instance, raise_on_error=False, run_config=quiet
+            )
     if not result.success:
         failures = [e for e in result.all_events if e.is_failure]
         for event in failures:
@@ -122,7 +126,40 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"  {row['author'] or '(no author)'} - {row['series']}: {row['missing']} missing ({_ranges(row['positions'])})")
     if not args.skip_metadata:
         print(_metadata_summary(warehouse))
-    print("\nFull list: mamcrawler missing --format table|csv|json")
+    if not args.skip_acquisition:
+        print(_downloads_summary(warehouse))
+    print("\nFull lists: mamcrawler missing --format table|csv|json, mamcrawler downloads")
+    return 0
+
+
+def _downloads_summary(warehouse: Warehouse) -> str:
+    requests = warehouse.read_optional("download_requests")
+    if requests is None or requests.is_empty():
+        return "\nDownloads: no release chosen yet (see release_candidates for why)"
+    counts = dict(requests["status"].value_counts().iter_rows())
+    lines = ["\nDownloads: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))]
+    if counts.get("would_send"):
+        lines.append("  (dry run: nothing was sent; set MAMCRAWLER_DRY_RUN=0 to send to qBittorrent)")
+    for row in requests.filter(pl.col("status") != "imported").sort("book").iter_rows(named=True):
+        lines.append(f"  {row['status']:<10} {row['book']}  <-  {row['release_title']} ({row['indexer']} {row['release_id']})")
+    return "\n".join(lines)
+
+
+def cmd_downloads(args: argparse.Namespace) -> int:
+    warehouse = Warehouse(args.warehouse or default_warehouse_path())
+    try:
+        requests = warehouse.read_table("download_requests")
+    except (TableNotFound, WarehouseError) as exc:
+        print(f"{exc}. Run `mamcrawler run` (or the search_and_queue job) first.", file=sys.stderr)
+        return 2
+    columns = ["book", "status", "indexer", "release_id", "release_title", "info_hash", "progress", "error"]
+    frame = requests.select(columns).sort("status", "book")
+    if args.format == "json":
+        sys.stdout.write(json.dumps(frame.to_dicts(), ensure_ascii=False, indent=2, default=str) + "\n")
+    elif args.format == "csv":
+        sys.stdout.write(frame.write_csv())
+    else:
+        sys.stdout.write(_format_table(frame) + f"\n\n{frame.height} download requests\n")
     return 0
 
 
@@ -205,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="materialise the whole asset graph and print what was found")
     run.add_argument("--profile", choices=["demo", "production"], help="default: demo unless ABS_URL is set")
     run.add_argument("--skip-metadata", action="store_true", help="only the library and its gaps, no providers")
+    run.add_argument("--skip-acquisition", action="store_true", help="do not search the indexers for the missing books")
     run.set_defaults(func=cmd_run)
     reenrich = sub.add_parser("reenrich", help="ask the providers again about some books, now")
     reenrich.add_argument("item_ids", nargs="+", help="ABS item ids (see library_books.item_id)")
@@ -214,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     missing.add_argument("--format", choices=["table", "csv", "json"], default="table")
     missing.add_argument("--warehouse", help="DuckDB file (default: MAMCRAWLER_WAREHOUSE or data/warehouse.duckdb)")
     missing.set_defaults(func=cmd_missing)
+    downloads = sub.add_parser("downloads", help="print the download requests (what was sent, or would be in a dry run)")
+    downloads.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    downloads.add_argument("--warehouse", help="DuckDB file (default: MAMCRAWLER_WAREHOUSE or data/warehouse.duckdb)")
+    downloads.set_defaults(func=cmd_downloads)
     override = sub.add_parser("override", help="ignore a book or series, mark a series complete, follow an author")
     override.add_argument("action", choices=["add", "remove", "list"])
     override.add_argument("kind", nargs="?", choices=list(OVERRIDE_KINDS))

@@ -5,22 +5,27 @@ from collections.abc import Mapping
 
 from dagster import Definitions
 
+from assets.acquisition import download_requests, imported_books, release_candidates
 from assets.checks import table_checks
 from assets.completeness import author_catalog, completeness, edit_completeness_overrides, series_catalog
 from assets.library import abs_library_items, library_books
 from assets.metadata import abs_metadata_writeback, book_metadata, enriched_books
 from pipelines.jobs import (
     enrich_metadata,
+    import_downloads,
     refresh_author_catalog,
     refresh_library,
     refresh_series_catalog,
+    search_and_queue,
     update_completeness,
 )
 from pipelines.profiles import Profile, build_resources, resolve_profile
+from schedules.acquisition import build_acquisition_schedule
 from schedules.completeness import build_catalog_schedules
 from schedules.library import build_library_refresh_schedule
 from schedules.metadata import build_metadata_schedules
 from sensors.abs_changes import build_abs_change_sensor
+from sensors.qbittorrent import build_download_sensor
 
 
 def build_definitions(profile: Profile, env: Mapping[str, str] = os.environ) -> Definitions:
@@ -29,11 +34,12 @@ def build_definitions(profile: Profile, env: Mapping[str, str] = os.environ) -> 
         assets=[
             abs_library_items, library_books, series_catalog, author_catalog, completeness,
             book_metadata, enriched_books, abs_metadata_writeback,
+            release_candidates, download_requests, imported_books,
         ],
         asset_checks=table_checks,
         jobs=[
             refresh_library, enrich_metadata, update_completeness, refresh_series_catalog, refresh_author_catalog,
-            edit_completeness_overrides,
+            edit_completeness_overrides, search_and_queue, import_downloads,
         ],
         schedules=[
             build_library_refresh_schedule(refresh_library, cron=env.get("MAMCRAWLER_LIBRARY_CRON", "0 1 * * *"), timezone=timezone),
@@ -50,8 +56,9 @@ def build_definitions(profile: Profile, env: Mapping[str, str] = os.environ) -> 
                 full_cron=env.get("MAMCRAWLER_METADATA_FULL_CRON", "0 4 1 * *"),
                 timezone=timezone,
             ),
+            build_acquisition_schedule(search_and_queue, cron=env.get("MAMCRAWLER_MAM_CRON", "0 2 * * *"), timezone=timezone),
         ],
-        sensors=[build_abs_change_sensor(refresh_library)],
+        sensors=[build_abs_change_sensor(refresh_library), build_download_sensor(import_downloads)],
         resources=build_resources(profile, env),
     )
 

@@ -40,3 +40,18 @@ refresh_author_catalog = define_asset_job(
     selection=AssetSelection.assets("author_catalog") | _REBUILT,
     description="AUTHOR: refresh the followed authors' bibliographies and rebuild the missing books.",
 )
+
+search_and_queue = define_asset_job(
+    "search_and_queue",
+    selection=AssetSelection.groups("acquisition"),
+    description=(
+        "TASK_MAM: search the indexers for the missing books, score the releases, send the best to qBittorrent "
+        "(or record them, in a dry run) and import the downloads that finished."
+    ),
+)
+
+import_downloads = define_asset_job(
+    "import_downloads",
+    selection=AssetSelection.assets("imported_books"),
+    description="Follow the sent downloads: progress, stalls, and the import of finished ones into ABS.",
+)

@@ -23,9 +23,12 @@ from resources.custom_provider import CustomProviders, CustomServerConfig, Repla
 from resources.enrichment import CONFIDENCE_LEVELS, EnrichmentSettings
 from resources.google_books import GoogleBooksProvider, ReplayGoogleBooksProvider
 from resources.hardcover import HardcoverProvider, ReplayHardcoverProvider
+from resources.mam import MamResource, ReplayMamResource
 from resources.openlibrary import OpenLibraryProvider, ReplayOpenLibraryProvider
 from resources.profile import ProfileResource
-from resources.settings import CompletenessOptions
+from resources.qbittorrent import QBittorrentResource
+from resources.settings import AcquisitionOptions, CompletenessOptions
+from resources.torznab import ReplayTorznabResource, TorznabIndexerConfig, TorznabResource
 from resources.warehouse import WarehouseResource
 
 PROFILES = ("demo", "production")
@@ -108,9 +111,62 @@ def custom_servers(env: Mapping[str, str]) -> list[CustomServerConfig]:
     return servers
 
 
+def _list(env: Mapping[str, str], name: str, default: list[str]) -> list[str]:
+    return [v.strip() for v in env[name].split(",") if v.strip()] if name in env else default
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    try:
+        return float(env.get(name, default))
+    except ValueError:
+        raise ProfileError(f"{name} must be a number, not {env[name]!r}") from None
+
+
+def torznab_indexers(env: Mapping[str, str]) -> list[TorznabIndexerConfig]:
+    """`MAMCRAWLER_TORZNAB="prowlarr-mam=http://host:9696/5/api;jackett=http://host:9117/api/v2.0/indexers/x/results/torznab/api"`;
+    each indexer's API key in `TORZNAB_API_KEY_<NAME>`."""
+    indexers = []
+    for entry in filter(None, (e.strip() for e in env.get("MAMCRAWLER_TORZNAB", "").split(";"))):
+        name, _, url = entry.partition("=")
+        if not url:
+            raise ProfileError(f"MAMCRAWLER_TORZNAB entries are name=url, not {entry!r}")
+        key_var = "TORZNAB_API_KEY_" + "".join(c if c.isalnum() else "_" for c in name.strip()).upper()
+        if key_var not in env:
+            raise ProfileError(f"Torznab indexer {name.strip()!r} needs its API key in {key_var}")
+        indexers.append(TorznabIndexerConfig(name=name.strip(), url=url.strip(), api_key=EnvVar(key_var)))
+    return indexers
+
+
+def acquisition_options(env: Mapping[str, str], demo: bool) -> AcquisitionOptions:
+    default_indexers = ["mam"] if demo or "MAM_ID" in env else []
+    if demo or "MAMCRAWLER_TORZNAB" in env:
+        default_indexers.append("torznab")
+    return AcquisitionOptions(
+        # The demo never sends anything, whatever the environment says.
+        dry_run=True if demo else env.get("MAMCRAWLER_DRY_RUN", "1").strip().lower() not in ("0", "false", "no", "off"),
+        indexers=_list(env, "MAMCRAWLER_INDEXERS", default_indexers),
+        max_searches_per_run=int(_number(env, "MAMCRAWLER_MAX_SEARCHES_PER_RUN", 50)),
+        max_new_per_run=int(_number(env, "MAMCRAWLER_MAX_NEW_PER_RUN", 5)),
+        max_active=int(_number(env, "MAMCRAWLER_MAX_ACTIVE", 10)),
+        formats=[f.lower() for f in _list(env, "MAMCRAWLER_FORMATS", ["m4b", "m4a", "mp3", "flac"])],
+        languages=[lang.upper() for lang in _list(env, "MAMCRAWLER_RELEASE_LANGUAGES", ["ENG"])],
+        min_seeders=int(_number(env, "MAMCRAWLER_MIN_SEEDERS", 1)),
+        allow_abridged=_flag(env, "MAMCRAWLER_ALLOW_ABRIDGED"),
+        freeleech_only=_flag(env, "MAMCRAWLER_FREELEECH_ONLY"),
+        stall_after_s=_number(env, "MAMCRAWLER_STALL_HOURS", 12) * 3600,
+        max_attempts=int(_number(env, "MAMCRAWLER_MAX_ATTEMPTS", 3)),
+        retry_backoff_s=_number(env, "MAMCRAWLER_RETRY_BACKOFF_HOURS", 6) * 3600,
+        library_dir=env.get("MAMCRAWLER_LIBRARY_DIR", ""),
+        abs_library_id=env.get("MAMCRAWLER_IMPORT_LIBRARY_ID", ""),
+        abs_library_folder=env.get("MAMCRAWLER_ABS_LIBRARY_FOLDER", ""),
+        download_path_map=env.get("MAMCRAWLER_DOWNLOAD_PATH_MAP", ""),
+    )
+
+
 def build_resources(profile: Profile, env: Mapping[str, str] = os.environ) -> dict[str, Any]:
     common = {
         "options": completeness_options(env),
+        "acquisition": acquisition_options(env, demo=profile.name == "demo"),
         "warehouse": WarehouseResource(path=str(default_warehouse_path())),
         "profile": ProfileResource(name=profile.name, description=profile.reason),
         "enrichment": enrichment_settings(env),
@@ -124,6 +180,10 @@ def build_resources(profile: Profile, env: Mapping[str, str] = os.environ) -> di
             "google_books": ReplayGoogleBooksProvider(),
             "openlibrary": ReplayOpenLibraryProvider(),
             "custom_providers": ReplayCustomProviders(),
+            "mam": ReplayMamResource(),
+            "torznab": ReplayTorznabResource(),
+            # Never contacted: the demo is always a dry run.
+            "qbittorrent": QBittorrentResource(url="http://127.0.0.1:8080", password="demo"),
         }
     library_ids = [i.strip() for i in env.get("ABS_LIBRARY_IDS", "").split(",") if i.strip()]
     region = env.get("AUDIBLE_REGION", "us")
@@ -146,4 +206,20 @@ def build_resources(profile: Profile, env: Mapping[str, str] = os.environ) -> di
         ),
         "openlibrary": OpenLibraryProvider(**weight("openlibrary"), **_switch(env, "MAMCRAWLER_OPENLIBRARY")),
         "custom_providers": CustomProviders(servers=custom_servers(env)),
+        "mam": MamResource(
+            base_url=env.get("MAMCRAWLER_MAM_URL", "https://www.myanonamouse.net"),
+            mam_id=EnvVar("MAM_ID") if "MAM_ID" in env else "",
+            languages=[int(v) for v in _list(env, "MAMCRAWLER_MAM_LANGUAGES", ["1"])],
+            categories=[int(v) for v in _list(env, "MAMCRAWLER_MAM_CATEGORIES", [])],
+            min_interval_s=_number(env, "MAMCRAWLER_MAM_MIN_INTERVAL_S", 2.0),
+            cookie_path=str(default_warehouse_path().parent / "mam_id.cookie"),
+        ),
+        "torznab": TorznabResource(indexers=torznab_indexers(env)),
+        "qbittorrent": QBittorrentResource(
+            url=env.get("QBITTORRENT_URL", "http://127.0.0.1:8080"),
+            username=env.get("QBITTORRENT_USERNAME", "admin"),
+            password=EnvVar("QBITTORRENT_PASSWORD") if "QBITTORRENT_PASSWORD" in env else "",
+            category=env.get("MAMCRAWLER_QBITTORRENT_CATEGORY", "mamcrawler"),
+            save_path=env.get("MAMCRAWLER_QBITTORRENT_SAVE_PATH", ""),
+        ),
     }

@@ -10,6 +10,8 @@ stops at the first empty page; list items are minified, so full items come from
 from __future__ import annotations
 
 import contextlib
+import time
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -218,6 +220,103 @@ class AudiobookshelfResource(ConfigurableResource):
         with self._client() as client:
             body = self._call(client, stats, "PATCH", f"/api/items/{item_id}/media", json={"metadata": metadata})
         return bool(body.get("updated"))
+
+    def libraries(self) -> list[dict[str, Any]]:
+        """Every library with its `folders` (`fullPath` is the path as the ABS server sees it)."""
+        with self._client() as client:
+            return self._call(client, LibraryFetch(), "GET", "/api/libraries").get("libraries") or []
+
+    def _call_text(self, client: httpx.Client, stats: LibraryFetch, method: str, path: str, **kwargs: Any) -> str:
+        """`_call` for endpoints that answer plain text (the scan trigger answers "OK")."""
+        what = f"ABS {method} {path}"
+
+        def send() -> httpx.Response:
+            stats.requests += 1
+            return client.request(method, path, **kwargs)
+
+        try:
+            response = send_with_retries(send, what, max_retries=self.max_retries, backoff_s=self.backoff_s)
+        except (httpx.TransportError, httpx.TimeoutException) as exc:
+            raise AbsUnreachableError(
+                f"cannot reach ABS at {self.base_url} ({type(exc).__name__}); is ABS_URL right and the server up?"
+            ) from None
+        if response.status_code == 401:
+            raise AbsAuthError(AUTH_HELP)
+        if response.status_code == 403:
+            raise AbsResponseError(f"{what} answered HTTP 403: the API key's user must be an ABS admin for this")
+        if response.status_code == 404 and "/libraries/" in path:
+            raise AbsLibraryNotFoundError(f"ABS has no library with the id in {path}")
+        if response.status_code >= 400:
+            raise AbsResponseError(f"{what} answered HTTP {response.status_code}: {response.text[:200]}")
+        return response.text
+
+    def scan_library(self, library_id: str) -> None:
+        """Ask ABS to scan a library; ABS answers "OK" at once and scans in the background."""
+        with self._client() as client:
+            self._call_text(client, LibraryFetch(), "POST", f"/api/libraries/{library_id}/scan")
+
+    def tasks(self) -> list[dict[str, Any]]:
+        """Running tasks; ABS drops a task from this list once it has finished."""
+        with self._client() as client:
+            return self._call(client, LibraryFetch(), "GET", "/api/tasks").get("tasks") or []
+
+    def wait_for_scan(
+        self,
+        library_id: str,
+        timeout_s: float = 600,
+        poll_s: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> bool:
+        """True once no unfinished `library-scan` task of the library is listed; False on timeout.
+
+        ABS registers the task before its scan endpoint answers, so a poll right after
+        `scan_library` already sees it.
+        """
+        deadline = time.monotonic() + timeout_s
+        with self._client() as client:
+            while True:
+                tasks = self._call(client, LibraryFetch(), "GET", "/api/tasks").get("tasks") or []
+                running = [
+                    t
+                    for t in tasks
+                    if t.get("action") == "library-scan"
+                    and (t.get("data") or {}).get("libraryId") == library_id
+                    and not t.get("isFinished")
+                ]
+                if not running:
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                sleep(min(poll_s, left))
+
+    def find_item_by_path(self, library_id: str, path: str) -> dict[str, Any] | None:
+        """The expanded item whose folder is `path` (as ABS sees it, e.g. "/audiobooks/Author/Title").
+
+        The items list has no path filter, so this pages newest first: a book just scanned
+        in is on the first page.
+        """
+        wanted = _path_key(path)
+        stats = LibraryFetch()
+        with self._client() as client:
+            page = 0
+            while True:
+                body = self._call(
+                    client, stats, "GET", f"/api/libraries/{library_id}/items",
+                    params={"limit": self.page_size, "page": page, "sort": "addedAt", "desc": 1},
+                )
+                results = body.get("results") or []
+                if not results:
+                    return None
+                for row in results:
+                    if row.get("id") and _path_key(row.get("path") or "") == wanted:
+                        return self._call(client, stats, "GET", f"/api/items/{row['id']}", params={"expanded": 1})
+                page += 1
+
+
+def _path_key(path: str) -> str:
+    """ABS keeps paths as the file system spells them; compare NFC without a trailing slash."""
+    return unicodedata.normalize("NFC", path).rstrip("/")
 
 
 class ReplayAudiobookshelfResource(AudiobookshelfResource):

@@ -15,3 +15,35 @@ class CompletenessOptions(ConfigurableResource):
         return CompletenessSettings(
             include_novellas=self.include_novellas, language=self.language, follow_min_books=self.follow_min_books
         )
+
+
+class AcquisitionOptions(ConfigurableResource):
+    """How missing books become downloads, and where finished ones go."""
+
+    dry_run: bool = Field(default=True, description="Record what would be sent to qBittorrent without sending it")
+    indexers: list[str] = Field(default=["mam"], description="Where to search: mam, torznab")
+    max_searches_per_run: int = Field(default=50, ge=1, description="Missing books searched per run, least recently searched first")
+    max_new_per_run: int = Field(default=5, ge=0, description="New downloads sent per run")
+    max_active: int = Field(default=10, ge=1, description="Downloads in flight at once")
+    formats: list[str] = Field(default=["m4b", "m4a", "mp3", "flac"], description="Accepted formats, best first")
+    languages: list[str] = Field(default=["ENG"], description="Accepted release languages (MAM lang codes); empty = any")
+    min_seeders: int = Field(default=1, ge=0)
+    allow_abridged: bool = False
+    freeleech_only: bool = Field(default=False, description="Only grab releases that cost no ratio")
+    min_score: float = Field(default=60.0, ge=0, le=100)
+    stall_after_s: float = Field(default=12 * 3600, gt=0, description="No data for this long = a failed download")
+    max_attempts: int = Field(default=3, ge=1, description="Failed downloads of one book before it is marked failed")
+    retry_backoff_s: float = Field(default=6 * 3600, ge=0, description="Wait before the next release; doubles per failure")
+    library_dir: str = Field(default="", description="This machine's path of the ABS library folder books are placed in")
+    abs_library_id: str = Field(default="", description="The ABS library to import into; default the first book library")
+    abs_library_folder: str = Field(default="", description="ABS's own path of library_dir; default that library's first folder")
+    download_path_map: str = Field(default="", description="qbittorrent_prefix=local_prefix when qBittorrent sees other paths")
+    duration_tolerance: float = Field(default=0.15, ge=0, description="Allowed runtime difference, as a fraction")
+    torrent_dir: str = Field(default="", description="Where fetched .torrent files are kept; default data/torrents")
+
+    def local_path(self, qbittorrent_path: str) -> str:
+        """A path qBittorrent reports, as this machine sees it."""
+        remote, _, local = self.download_path_map.partition("=")
+        if remote and qbittorrent_path.startswith(remote.rstrip("/")):
+            return local.rstrip("/") + qbittorrent_path[len(remote.rstrip("/")) :]
+        return qbittorrent_path

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Debian packages the integration tests start for real: PostgreSQL (Dagster storage)
-# and Chromium (the web UI test, driven by Playwright with executable_path=/usr/bin/chromium;
+# Debian packages the integration tests start for real: PostgreSQL (Dagster storage),
+# qbittorrent-nox (two real clients transferring a torrent on loopback) and Chromium (the web UI test, driven by Playwright with executable_path=/usr/bin/chromium;
 # `playwright install` cannot download browsers on a closed network).
 set -euo pipefail
 need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/qbittorrent-nox ] || need+=(qbittorrent-nox)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then

@@ -27,6 +27,9 @@ GRAPH = {
     "book_metadata": ("metadata", {"library_books"}),
     "enriched_books": ("metadata", {"book_metadata"}),
     "abs_metadata_writeback": ("metadata", {"enriched_books"}),
+    "release_candidates": ("acquisition", {"missing_books", "series_catalog"}),
+    "download_requests": ("acquisition", {"missing_books", "release_candidates"}),
+    "imported_books": ("acquisition", {"download_requests"}),
 }
 CHECKS = {
     ("abs_library_items", "abs_library_items_contract"),
@@ -37,6 +40,10 @@ CHECKS = {
     ("missing_books", "every_row_has_a_title_or_says_why"),
     ("book_metadata", "book_metadata_contract"),
     ("enriched_books", "enriched_books_contract"),
+    ("release_candidates", "release_candidates_contract"),
+    ("download_requests", "download_requests_contract"),
+    ("download_requests", "no_info_hash_requested_twice"),
+    ("download_requests", "every_queued_book_has_a_download"),
 }
 
 
@@ -54,6 +61,7 @@ def test_asset_graph_snapshot():
         assert graph.get(key).blocking, f"{key.name} must block downstream assets"
     assert graph.get(AssetKey("missing_books")).pools == {"warehouse"}
     assert graph.get(AssetKey("book_metadata")).pools == {"metadata_providers"}
+    assert graph.get(AssetKey("release_candidates")).pools == {"indexers"}
     assert graph.get(AssetKey("book_metadata")).partitions_def.get_partition_keys() == [f"{i:02d}" for i in range(16)]
 
 
@@ -68,6 +76,9 @@ def test_jobs_schedules_sensors():
     assert defs.resolve_schedule_def("series_monthly").cron_schedule == "0 3 2 * *"
     assert defs.resolve_schedule_def("author_monthly").cron_schedule == "0 3 3 * *"
     assert defs.resolve_job_def("edit_completeness_overrides") is not None
+    task_mam = defs.resolve_schedule_def("task_mam_daily")
+    assert task_mam.cron_schedule == "0 2 * * *" and task_mam.job_name == "search_and_queue"
+    assert defs.resolve_sensor_def("qbittorrent_downloads").job_name == "import_downloads"
 
 
 def test_profiles_resolve_in_one_place():

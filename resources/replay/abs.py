@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
+import time
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,6 +34,116 @@ _SORT_FIELDS: dict[str, Callable[[dict], Any]] = {
     "updatedAt": lambda i: i.get("updatedAt") or 0,
     "size": lambda i: i.get("size") or 0,
 }
+
+
+# ABS 2.36 `globals.SupportedAudioTypes`: files that make a folder a book.
+_ABS_AUDIO = {
+    "m4b", "mp3", "m4a", "flac", "opus", "ogg", "oga", "mp4", "aac", "wma", "aiff", "wav", "webm", "webma", "mka",
+    "awb", "caf", "mpg", "mpeg",
+}
+_FILE_TYPES = {"jpg": "image", "jpeg": "image", "png": "image", "webp": "image", "txt": "text", "nfo": "text",
+               "opf": "metadata", "abs": "metadata", "epub": "ebook", "pdf": "ebook"}
+# ABS scandir.js getSequence/getPublishedYear/getNarrator, as written there.
+_FOLDER_SEQUENCE = re.compile(
+    r"^(?P<label>vol\.? |volume |book )?(?P<sequence>\d{0,3}(?:\.\d{1,2})?)(?P<dot>\.?)(?: (?P<suffix>.*))?$", re.IGNORECASE
+)
+_FOLDER_YEAR = re.compile(r"^ *\(?([0-9]{4})\)? * - *(.+)")
+_FOLDER_NARRATOR = re.compile(r"^(?P<title>.*) \{(?P<narrators>.*)\}$")
+
+
+def _js_number_text(text: str) -> str:
+    """JavaScript `Number(text).toString()` for the strings the sequence pattern lets through."""
+    value = float(text or 0)
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def folder_metadata(rel_path: str) -> dict[str, Any]:
+    """What ABS 2.36 reads from a book folder's path (`getBookDataFromDir`, subtitle parsing off).
+
+    The last folder is the title, the one above it the series (only with an author level
+    above that), the one above that the author; a sequence is read from the title folder
+    only when there is a series folder.
+    """
+    parts = rel_path.split("/")
+    folder = parts.pop()
+    series = parts.pop() if len(parts) > 1 else None
+    author = parts.pop() if parts else None
+    narrators = None
+    if m := _FOLDER_NARRATOR.match(folder):
+        folder, narrators = m.group("title"), m.group("narrators")
+    sequence = None
+    if series:
+        pieces = folder.split(" - ")
+        for i, piece in enumerate(pieces):
+            m = _FOLDER_SEQUENCE.match(piece)
+            # '101 Dalmatians' is a title, '101. Dalmatians' and 'Book 101 Dalmatians' are not
+            if m and not (m.group("suffix") and not (m.group("label") or m.group("dot"))):
+                sequence = _js_number_text(m.group("sequence"))
+                if m.group("suffix"):
+                    pieces[i] = m.group("suffix")
+                else:
+                    del pieces[i]
+                break
+        folder = " - ".join(pieces)
+    year = None
+    if m := _FOLDER_YEAR.match(folder):
+        year, folder = m.group(1), m.group(2)
+    return {
+        "title": folder,
+        "authors": _split_names(author),
+        "narrators": _split_names(narrators),
+        "series": series,
+        "sequence": sequence,
+        "publishedYear": year,
+    }
+
+
+def _split_names(text: str | None) -> list[str]:
+    """"A & B" or "A; B" -> names (ABS parseNameString, without its "Last, First" handling)."""
+    return [n.strip() for n in re.split(r"[&;]", text or "") if n.strip()]
+
+
+def _ignore_prefix(title: str) -> str:
+    for prefix in ("the ", "a "):
+        if title.lower().startswith(prefix) and len(title) > len(prefix):
+            return f"{title[len(prefix):]}, {title[: len(prefix) - 1]}"
+    return title
+
+
+def _book_folders(root: Path) -> dict[str, list[str]]:
+    """ABS's grouping of a library folder into books: relative folder -> its files.
+
+    A folder holding audio is a book unless a folder above it already is one; a `CD1`
+    folder belongs to the book above it; paths with a dot-named part and `.part` files
+    are ignored, as ABS's recurseFiles does; audio files directly in the root are skipped.
+    """
+    audio: list[tuple[list[str], str]] = []
+    others: list[tuple[list[str], str]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        parts = list(Path(dirpath).relative_to(root).parts)
+        for name in sorted(filenames):
+            if name.startswith(".") or name.endswith(".part"):
+                continue
+            ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+            (audio if ext in _ABS_AUDIO else others).append((parts, name))
+    groups: dict[str, list[str]] = {}
+    for parts, name in sorted(audio, key=lambda a: len(a[0])):
+        for depth in range(1, len(parts) + 1):
+            prefix = "/".join(parts[:depth])
+            rest = parts[depth:]
+            if prefix in groups:
+                groups[prefix].append("/".join([*rest, name]))
+                break
+            if not rest or (len(rest) == 1 and re.fullmatch(r"cd\d{1,3}", rest[0], re.IGNORECASE)):
+                groups[prefix] = ["/".join([*rest, name])]
+                break
+    for parts, name in others:
+        for depth in range(1, len(parts) + 1):
+            if (prefix := "/".join(parts[:depth])) in groups:
+                groups[prefix].append("/".join([*parts[depth:], name]))
+                break
+    return groups
 
 
 def _load(name: str) -> Any:
@@ -58,7 +172,9 @@ class AbsReplay:
     `items` replaces the recorded library (synthetic libraries for tests and benchmarks);
     `omit_total` reproduces a scan in progress (no `total`); `lose_items` drops that many
     items from the listing while `total` still counts them; `fail_first` answers that many
-    requests with 503 first.
+    requests with 503 first. `library_dir` is the local folder standing for the folder of
+    the first library (`/audiobooks`): a scan of that library adds each new book folder in
+    it as an item once `scan_polls` polls of `GET /api/tasks` have shown the running task.
     """
 
     def __init__(
@@ -69,6 +185,8 @@ class AbsReplay:
         omit_total: bool = False,
         lose_items: int = 0,
         fail_first: int = 0,
+        library_dir: Path | None = None,
+        scan_polls: int = 2,
     ) -> None:
         self.token = token
         self.libraries = _load("libraries.json")["libraries"]
@@ -78,6 +196,9 @@ class AbsReplay:
         self.lose_items = lose_items
         self.fail_first = fail_first
         self.requests: list[str] = []
+        self.library_dir = library_dir
+        self.scan_polls = scan_polls
+        self._scans: dict[str, dict[str, Any]] = {}  # library id -> running task and polls left
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(f"{request.method} {request.url.path}")
@@ -99,7 +220,138 @@ class AbsReplay:
         if request.method == "GET" and (m := re.fullmatch(r"/api/items/([^/]+)", path)):
             item = self.by_id.get(m.group(1))
             return httpx.Response(200, json=item) if item else _envelope("error_missing_item.json")
+        if request.method == "POST" and (m := re.fullmatch(r"/api/libraries/([^/]+)/scan", path)):
+            return self._scan(m.group(1))
+        if request.method == "GET" and path == "/api/tasks":
+            return self._tasks()
         return httpx.Response(404, headers={"Content-Type": "text/html; charset=utf-8"}, text=f"Cannot {request.method} {path}")
+
+    def _scan(self, library_id: str) -> httpx.Response:
+        """"OK" at once; the scan "runs" for the next `scan_polls` task polls. A scan
+        requested while one runs joins it (ABS logs "Already scanning")."""
+        library = next((lib for lib in self.libraries if lib["id"] == library_id), None)
+        if library is None:
+            return _envelope("error_missing_library.json")
+        if library_id not in self._scans:
+            task = copy.deepcopy(_load("tasks_during_scan.json")["tasks"][0])
+            task.update(
+                id=str(uuid.uuid4()),
+                title=f'Scanning "{library["name"]}" library',
+                titleSubs=[library["name"]],
+                startedAt=int(time.time() * 1000),
+            )
+            task["data"].update(libraryId=library_id, libraryName=library["name"], libraryMediaType=library["mediaType"])
+            self._scans[library_id] = {"task": task, "polls_left": self.scan_polls}
+            if self.scan_polls <= 0:
+                self._finish_scan(library_id)
+        return _envelope("scan_trigger.json")
+
+    def _tasks(self) -> httpx.Response:
+        listed = []
+        for library_id, scan in list(self._scans.items()):
+            if scan["polls_left"] > 0:
+                scan["polls_left"] -= 1
+                listed.append(copy.deepcopy(scan["task"]))
+            else:
+                self._finish_scan(library_id)
+        return httpx.Response(200, json={"tasks": listed} if listed else _load("tasks_after_scan.json"))
+
+    def _finish_scan(self, library_id: str) -> None:
+        """New book folders under `library_dir` become items (only for the first library)."""
+        self._scans.pop(library_id, None)
+        library = self.libraries[0]
+        if self.library_dir is None or library_id != library["id"]:
+            return
+        folder = library["folders"][0]
+        known = {i.get("path") for i in self.items}
+        newest = max((i.get("addedAt") or 0 for i in self.items), default=0)
+        now = max(int(time.time() * 1000), newest + 1)  # recorded clocks may run ahead of ours
+        for rel, files in _book_folders(self.library_dir).items():
+            if f"{folder['fullPath']}/{rel}" not in known:
+                item = self._new_item(library_id, folder, self.library_dir / rel, rel, files, now)
+                self.items.append(item)
+                self.by_id[item["id"]] = item
+
+    def _new_item(
+        self, library_id: str, folder: dict[str, Any], local: Path, rel: str, files: list[str], now: int
+    ) -> dict[str, Any]:
+        """A recorded expanded item (a book ABS read from its folders alone) re-filled for `rel`."""
+        recorded = _load("items_batch_get_all.json")["libraryItems"]
+        template = next((i for i in recorded if i["relPath"].startswith("Ursula K. Le Guin/")), recorded[0])
+        item = copy.deepcopy(template)
+        item_id = str(uuid.uuid4())
+        path = f"{folder['fullPath']}/{rel}"
+        stat = local.stat()
+        item.update(
+            id=item_id, ino=str(stat.st_ino), libraryId=library_id, folderId=folder["id"], path=path, relPath=rel,
+            isFile=False, mtimeMs=int(stat.st_mtime * 1000), ctimeMs=int(stat.st_ctime * 1000),
+            birthtimeMs=int(stat.st_mtime * 1000), addedAt=now, updatedAt=now, lastScan=now,
+            isMissing=False, isInvalid=False,
+        )
+        parsed = folder_metadata(rel)
+        authors = [{"id": self._known_id("authors", n) or str(uuid.uuid4()), "name": n} for n in parsed["authors"]]
+        series = []
+        if parsed["series"]:
+            series_id = self._known_id("series", parsed["series"]) or str(uuid.uuid4())
+            series = [{"id": series_id, "name": parsed["series"], "sequence": parsed["sequence"]}]
+        title = parsed["title"]
+        item["media"]["metadata"] = {
+            "title": title, "subtitle": None, "authors": authors, "narrators": parsed["narrators"], "series": series,
+            "genres": [], "publishedYear": parsed["publishedYear"], "publishedDate": None, "publisher": None,
+            "description": None, "isbn": None, "asin": None, "language": None, "explicit": False, "abridged": False,
+            "titleIgnorePrefix": _ignore_prefix(title),
+            "authorName": ", ".join(a["name"] for a in authors),
+            "authorNameLF": ", ".join(
+                f"{n.rsplit(' ', 1)[1]}, {n.rsplit(' ', 1)[0]}" if " " in n else n for n in parsed["authors"]
+            ),
+            "narratorName": ", ".join(parsed["narrators"]),
+            "seriesName": ", ".join(f"{s['name']} #{s['sequence']}" if s["sequence"] else s["name"] for s in series),
+            "descriptionPlain": None,
+        }
+        audio_template = template["media"]["audioFiles"][0]
+        library_files, audio_files = [], []
+        for file_rel in files:
+            file_path = local / file_rel
+            file_stat = file_path.stat()
+            ext = file_path.suffix.lower()
+            file_meta = {
+                "filename": file_path.name, "ext": ext, "path": f"{path}/{file_rel}", "relPath": file_rel,
+                "size": file_stat.st_size, "mtimeMs": int(file_stat.st_mtime * 1000),
+                "ctimeMs": int(file_stat.st_ctime * 1000), "birthtimeMs": int(file_stat.st_mtime * 1000),
+            }
+            is_audio = ext.lstrip(".") in _ABS_AUDIO
+            library_files.append({
+                "ino": str(file_stat.st_ino), "metadata": file_meta, "isSupplementary": None, "addedAt": now,
+                "updatedAt": now, "fileType": "audio" if is_audio else _FILE_TYPES.get(ext.lstrip("."), "unknown"),
+            })
+            if is_audio:
+                audio = copy.deepcopy(audio_template)
+                audio.update(
+                    index=len(audio_files) + 1, ino=str(file_stat.st_ino), metadata=file_meta, addedAt=now,
+                    updatedAt=now, duration=0, metaTags={}, chapters=[],
+                )
+                audio_files.append(audio)
+        size = sum(f["metadata"]["size"] for f in library_files)
+        item["media"].update(
+            id=str(uuid.uuid4()), libraryItemId=item_id, coverPath=None, tags=[], audioFiles=audio_files,
+            chapters=[], ebookFile=None, numTracks=len(audio_files), numAudioFiles=len(audio_files), numChapters=0,
+            duration=0, size=sum(a["metadata"]["size"] for a in audio_files),
+            tracks=[
+                {**copy.deepcopy(a), "title": a["metadata"]["filename"], "startOffset": 0,
+                 "contentUrl": f"/api/items/{item_id}/file/{a['ino']}"}
+                for a in audio_files
+            ],
+        )
+        item.update(numFiles=len(library_files), size=size, libraryFiles=library_files)
+        return item
+
+    def _known_id(self, kind: str, name: str) -> str | None:
+        """ABS reuses an author or series of the same name (case-insensitively)."""
+        for item in self.items:
+            for entry in item["media"]["metadata"].get(kind) or []:
+                if entry.get("name", "").lower() == name.lower():
+                    return entry.get("id")
+        return None
 
     def _items(self, library_id: str, params: httpx.QueryParams) -> httpx.Response:
         if library_id not in {lib["id"] for lib in self.libraries}:

@@ -1,0 +1,365 @@
+"""The download lifecycle: which books to search, which to send, what qBittorrent says, what failed.
+
+A missing book moves identified -> queued (its torrent is confirmed in qBittorrent) ->
+downloading -> completed (imported into ABS), or back to identified after a stalled or
+rejected download, until `max_attempts` failures make it `failed`. Every step that changes
+a book and its request changes both in one warehouse transaction, so no book is `queued`
+without a request and no active request is without its book.
+
+`download_requests` keeps one row per (missing book, attempt): a failed release stays in
+the table and is never chosen again for that book. `failed_attempts` keeps one row per
+(task, item) and is never pruned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from mamcrawler.gaps import series_memberships
+from mamcrawler.names import display_author
+from mamcrawler.release_score import RELEASE_CANDIDATE_SCHEMA, WantedBook
+
+# `release_candidates`: every scored release of the books searched, the choice and its reason.
+CANDIDATES_SCHEMA: dict[str, pl.DataType] = {
+    **RELEASE_CANDIDATE_SCHEMA,
+    "choice": pl.Utf8,
+    "searched_at": pl.Datetime("us", "UTC"),
+}
+
+REQUEST_SCHEMA: dict[str, pl.DataType] = {
+    "missing_id": pl.Utf8,
+    "attempt": pl.Int64,
+    "book": pl.Utf8,  # "Author - Series #3 - Title": what a person recognises
+    # The wanted book itself, so the import can name and tag it after missing_books moved on.
+    "author": pl.Utf8,
+    "series": pl.Utf8,
+    "position_label": pl.Utf8,
+    "title": pl.Utf8,
+    "asin": pl.Utf8,
+    "expected_duration_s": pl.Float64,
+    "indexer": pl.Utf8,
+    "release_id": pl.Utf8,
+    "release_title": pl.Utf8,
+    "info_hash": pl.Utf8,  # null only for a dry run (the .torrent is not fetched)
+    "status": pl.Utf8,
+    "score": pl.Float64,
+    "choice": pl.Utf8,  # why this release
+    "tags": pl.Utf8,
+    "requested_at": pl.Datetime("us", "UTC"),
+    "updated_at": pl.Datetime("us", "UTC"),
+    "completed_at": pl.Datetime("us", "UTC"),
+    "progress": pl.Float64,
+    "error": pl.Utf8,
+}
+# would_send: dry run. sending: written before qBittorrent is asked, so a crash in between is
+# found and finished by the next run. sent/downloading: in qBittorrent. completed: the data is
+# there. imported: in ABS. failed: stalled, rejected or not importable (see `error`).
+REQUEST_STATUSES = ("would_send", "sending", "sent", "downloading", "completed", "imported", "failed")
+ACTIVE = ("sending", "sent", "downloading", "completed")
+
+FAILED_ATTEMPTS_SCHEMA: dict[str, pl.DataType] = {
+    "task": pl.Utf8,  # search / send / download / import
+    "item": pl.Utf8,  # a missing_id, or an info-hash
+    "book": pl.Utf8,
+    "reason": pl.Utf8,  # short and stable: "stalled", "not_audio", "qbittorrent_unreachable"
+    "error": pl.Utf8,  # what happened, for a person
+    "first_attempt_at": pl.Datetime("us", "UTC"),
+    "last_attempt_at": pl.Datetime("us", "UTC"),
+    "count": pl.Int64,
+    "next_attempt_at": pl.Datetime("us", "UTC"),
+}
+PROJECT_TAG = "mamcrawler"
+
+
+def book_tag(missing_id: str) -> str:
+    """The qBittorrent tag that ties a torrent to its missing book."""
+    return f"mc-{missing_id}"
+
+
+def missing_id_of(tags: Iterable[str]) -> str | None:
+    return next((t.removeprefix("mc-") for t in tags if t.startswith("mc-")), None)
+
+
+def book_label(row: dict[str, Any]) -> str:
+    parts = [display_author(row.get("author")) or "?"]
+    if row.get("series"):
+        parts.append(f"{row['series']} #{row.get('position_label') or '?'}")
+    if row.get("title"):
+        parts.append(row["title"])
+    return " - ".join(parts)
+
+
+# --- what to search ------------------------------------------------------------------
+
+
+def wanted_books(missing: pl.DataFrame, books: pl.DataFrame, catalog: pl.DataFrame | None) -> list[WantedBook]:
+    """One `WantedBook` per missing row, with what the library says about its series: the
+    positions owned and missing (omnibus rule), the owned narrators (narrator preference) and
+    the runtime a catalogue lists (bitrate estimate)."""
+    members = series_memberships(books) if not books.is_empty() else None
+    narrators: dict[str, set[str]] = {}
+    if members is not None and "narrators" in books.columns:
+        by_item = dict(books.select("item_id", "narrators").iter_rows())
+        for series_id, item_id in members.select("series_id", "item_id").iter_rows():
+            narrators.setdefault(series_id, set()).update(by_item.get(item_id) or [])
+    missing_at: dict[str, set[float]] = {}
+    for series_id, position in missing.select("series_id", "position").drop_nulls().iter_rows():
+        missing_at.setdefault(series_id, set()).add(position)
+    runtime: dict[tuple[str, float], float] = {}
+    if catalog is not None and not catalog.is_empty():
+        for series_id, key, seconds in catalog.select("series_id", "sort_key", "duration_s").drop_nulls().iter_rows():
+            runtime.setdefault((series_id, key), seconds)
+    wanted = []
+    for row in missing.iter_rows(named=True):
+        sid = row.get("series_id")
+        owned = frozenset(float(p) for p in (row.get("owned_positions") or "").split(",") if _is_number(p))
+        wanted.append(
+            WantedBook(
+                missing_id=row["missing_id"],
+                title=row.get("title"),
+                author=row.get("author") or "",
+                series=row.get("series"),
+                position=row.get("position"),
+                position_label=row.get("position_label"),
+                line=row.get("line") or "main",
+                expected_duration_s=runtime.get((sid, row.get("position"))) if sid else None,
+                owned_narrators=tuple(sorted(narrators.get(sid, ()))) if sid else (),
+                owned_positions=owned,
+                missing_positions=frozenset(missing_at.get(sid, ())) if sid else frozenset(),
+            )
+        )
+    return wanted
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def search_text(book: WantedBook) -> tuple[str, str | None]:
+    """(title words, author) to search for; a gap without a known title searches its series."""
+    if book.title:
+        return book.title, book.author or None
+    return book.series or "", book.author or None
+
+
+# --- backoff and failures --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 3
+    backoff_s: float = 6 * 3600  # doubles with every failure of the same book
+
+    def next_attempt(self, count: int, now: datetime) -> datetime:
+        return now + timedelta(seconds=self.backoff_s * 2 ** max(0, count - 1))
+
+
+def record_failure(
+    failed: pl.DataFrame | None,
+    *,
+    task: str,
+    item: str,
+    book: str,
+    reason: str,
+    error: str,
+    now: datetime,
+    policy: RetryPolicy,
+) -> pl.DataFrame:
+    """The `failed_attempts` row for (task, item) after one more failure (to upsert)."""
+    prior = None
+    if failed is not None and not failed.is_empty():
+        hit = failed.filter((pl.col("task") == task) & (pl.col("item") == item))
+        prior = hit.row(0, named=True) if hit.height else None
+    count = (prior["count"] if prior else 0) + 1
+    return pl.DataFrame(
+        [
+            {
+                "task": task,
+                "item": item,
+                "book": book,
+                "reason": reason,
+                "error": error[:500],
+                "first_attempt_at": prior["first_attempt_at"] if prior else now,
+                "last_attempt_at": now,
+                "count": count,
+                "next_attempt_at": policy.next_attempt(count, now),
+            }
+        ],
+        schema=FAILED_ATTEMPTS_SCHEMA,
+    )
+
+
+def book_failures(failed: pl.DataFrame | None) -> dict[str, tuple[int, datetime]]:
+    """missing_id -> (failed downloads and imports of the book, when it may be tried again)."""
+    if failed is None or failed.is_empty():
+        return {}
+    per_book = (
+        failed.filter(pl.col("task").is_in(["download", "import", "send"]))
+        .group_by("item")
+        .agg(pl.col("count").sum(), pl.col("next_attempt_at").max())
+    )
+    return {item: (count, until) for item, count, until in per_book.iter_rows()}
+
+
+def failed_releases(requests: pl.DataFrame | None) -> dict[str, set[tuple[str, str]]]:
+    """missing_id -> the (indexer, release_id) pairs that failed for it: never chosen again."""
+    if requests is None or requests.is_empty():
+        return {}
+    out: dict[str, set[tuple[str, str]]] = {}
+    for mid, indexer, rid in requests.filter(pl.col("status") == "failed").select("missing_id", "indexer", "release_id").iter_rows():
+        out.setdefault(mid, set()).add((indexer, rid))
+    return out
+
+
+# --- what to send ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendLimits:
+    max_new_per_run: int = 5
+    max_active: int = 10
+
+
+def plan_sends(
+    chosen: pl.DataFrame,
+    missing: pl.DataFrame,
+    requests: pl.DataFrame | None,
+    failures: dict[str, tuple[int, datetime]],
+    limits: SendLimits,
+    policy: RetryPolicy,
+    now: datetime,
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The chosen releases to send now, best priority first, and why the others wait.
+
+    `chosen` has one row per missing book (its chosen release). A book is sent only while it
+    is `identified`, has no active request, is out of backoff and under the attempt limit;
+    at most `max_new_per_run` per run and `max_active` in flight at once.
+    """
+    held: dict[str, int] = {}
+    active_books: set[str] = set()
+    if requests is not None and not requests.is_empty():
+        active_books = set(requests.filter(pl.col("status").is_in(list(ACTIVE)))["missing_id"])
+    slots = max(0, min(limits.max_new_per_run, limits.max_active - len(active_books)))
+    status = dict(missing.select("missing_id", "status").iter_rows())
+    order = missing.select("missing_id", "priority", "first_seen_at").sort(["priority", "first_seen_at", "missing_id"])
+    rank = {mid: i for i, mid in enumerate(order["missing_id"])}
+    plan: list[dict[str, Any]] = []
+    for row in sorted(chosen.iter_rows(named=True), key=lambda r: rank.get(r["missing_id"], len(rank))):
+        mid = row["missing_id"]
+        count, until = failures.get(mid, (0, None))
+        if status.get(mid) != "identified":
+            why = f"book is {status.get(mid, 'no longer missing')}"
+        elif mid in active_books:
+            why = "already requested"
+        elif count >= policy.max_attempts:
+            why = "attempts used up"
+        elif until is not None and until > now:
+            why = "waiting for retry (backoff)"
+        elif len(plan) >= slots:
+            why = "active limit reached" if len(plan) >= limits.max_active - len(active_books) else "per-run limit reached"
+        else:
+            plan.append(row)
+            continue
+        held[why] = held.get(why, 0) + 1
+    return plan, held
+
+
+def next_attempt_number(requests: pl.DataFrame | None, missing_id: str) -> int:
+    if requests is None or requests.is_empty():
+        return 1
+    attempts = requests.filter((pl.col("missing_id") == missing_id) & (pl.col("status") != "would_send"))["attempt"]
+    return int(attempts.max() or 0) + 1
+
+
+def request_row(
+    book: dict[str, Any],
+    release: dict[str, Any],
+    *,
+    attempt: int,
+    status: str,
+    info_hash: str | None,
+    now: datetime,
+    expected_duration_s: float | None = None,
+) -> dict[str, Any]:
+    return {
+        "missing_id": book["missing_id"],
+        "attempt": attempt,
+        "book": book_label(book),
+        **{k: book.get(k) for k in ("author", "series", "position_label", "title", "asin")},
+        "expected_duration_s": expected_duration_s,
+        "indexer": release["indexer"],
+        "release_id": release["release_id"],
+        "release_title": release["title"],
+        "info_hash": info_hash,
+        "status": status,
+        "score": release.get("score"),
+        "choice": release.get("choice"),
+        "tags": ",".join((PROJECT_TAG, book_tag(book["missing_id"]))),
+        "requested_at": now,
+        "updated_at": now,
+        "completed_at": None,
+        "progress": 0.0,
+        "error": None,
+    }
+
+
+# --- what qBittorrent says --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Observed:
+    """One torrent as qBittorrent reported it (the fields the lifecycle needs)."""
+
+    info_hash: str
+    progress: float
+    state: str
+    added_on: int
+    completion_on: int | None
+    last_activity: int
+
+
+ERROR_STATES = {"error", "missingFiles"}
+
+
+def stalled_reason(torrent: Observed, now_ts: float, stall_after_s: float) -> str | None:
+    """Why a download counts as failed, or None while it is fine.
+
+    qBittorrent's `last_activity` is the last time data moved; a torrent that never moved
+    counts from when it was added.
+    """
+    if torrent.completion_on is not None:
+        return None
+    if torrent.state in ERROR_STATES:
+        return f"qBittorrent reports {torrent.state}"
+    quiet_since = max(torrent.last_activity or 0, torrent.added_on or 0)
+    if quiet_since and now_ts - quiet_since > stall_after_s:
+        return f"no progress for {(now_ts - quiet_since) / 3600:.1f} h at {torrent.progress:.0%}"
+    return None
+
+
+def progress_updates(requests: pl.DataFrame, torrents: dict[str, Observed], now: datetime) -> pl.DataFrame:
+    """Active requests with status and progress as qBittorrent reports them now.
+
+    A torrent that is gone from qBittorrent keeps its row as it was: whether it was removed
+    by the user or lost is decided by the caller (a missing torrent is not a stall).
+    """
+    rows = []
+    for row in requests.filter(pl.col("status").is_in(["sent", "downloading"])).iter_rows(named=True):
+        seen = torrents.get(row["info_hash"])
+        if seen is None:
+            continue
+        status = "completed" if seen.completion_on is not None else ("downloading" if seen.progress > 0 else row["status"])
+        if status == row["status"] and abs((row["progress"] or 0) - seen.progress) < 1e-9:
+            continue
+        done = datetime.fromtimestamp(seen.completion_on, now.tzinfo) if seen.completion_on is not None else None
+        rows.append({**row, "status": status, "progress": seen.progress, "updated_at": now, "completed_at": done})
+    return pl.DataFrame(rows, schema=REQUEST_SCHEMA)

@@ -1,0 +1,349 @@
+"""qBittorrent WebUI client as a Dagster resource (qbittorrent-api).
+
+Facts this code relies on (checked against Debian `qbittorrent-nox` 4.5.2):
+- a failed login answers HTTP 200 `Fails.`, which qbittorrent-api raises as `LoginFailed`, a
+  subclass of `APIConnectionError`; after the WebUI's failed-login limit (5 by
+  default) every request from the IP answers 403 "Your IP address has been banned after too
+  many failed authentication attempts." for `web_ui_ban_duration` (an hour). So a failed
+  login is never retried from this process until `login_cooldown_s` passed;
+- adding a torrent that is already there answers `Fails.` (no exception); torrents appear
+  asynchronously after `Ok.`, so presence is polled;
+- a category's save path only applies to torrents under automatic torrent management; a
+  category with an empty save path saves into `<default save path>/<category>`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import qbittorrentapi
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from mamcrawler.torrents import InvalidTorrent, magnet_info_hash
+from mamcrawler.torrents import info_hash as torrent_info_hash
+
+
+class QBittorrentError(Exception):
+    """Base class: anything that stops talking to qBittorrent."""
+
+
+class QBittorrentAuthError(QBittorrentError):
+    """Wrong username/password, this IP is banned, or a recent failed login is cooling down."""
+
+
+class QBittorrentUnreachableError(QBittorrentError):
+    """No answer from the WebUI (refused connection, DNS, timeout)."""
+
+
+class QBittorrentRejectedError(QBittorrentError):
+    """qBittorrent refused a torrent that it does not already hold."""
+
+
+class QBittorrentTorrentNotFoundError(QBittorrentError):
+    """No torrent with this info-hash in qBittorrent (removed by someone?)."""
+
+
+# url -> (monotonic time until which logins are refused, why the last login failed)
+_LOGIN_REFUSED_UNTIL: dict[str, tuple[float, str]] = {}
+_LOGIN_LOCK = threading.Lock()
+
+NO_ETA = 8640000  # qBittorrent's "infinity" for eta
+
+
+@dataclass(frozen=True)
+class AddOutcome:
+    info_hash: str
+    status: Literal["added", "already_present"]
+
+
+@dataclass(frozen=True)
+class TorrentState:
+    """One torrent as qBittorrent reports it; times are unix seconds."""
+
+    info_hash: str
+    name: str
+    state: str
+    progress: float
+    size: int
+    downloaded: int
+    amount_left: int
+    added_on: int
+    completion_on: int | None
+    last_activity: int
+    content_path: str
+    save_path: str
+    tags: list[str]
+    category: str
+    num_seeds: int
+    eta: int | None
+
+    @property
+    def completed(self) -> bool:
+        return self.completion_on is not None or self.progress >= 1.0
+
+    @classmethod
+    def from_info(cls, info: dict[str, Any]) -> TorrentState:
+        added_on = int(info.get("added_on") or 0)
+        completion_on = int(info.get("completion_on") or 0)
+        # Never completed shows as -1, 0 or a time before added_on, depending on the version.
+        never = completion_on <= 0 or completion_on < added_on
+        eta = int(info.get("eta") or 0)
+        return cls(
+            info_hash=str(info["hash"]).lower(),
+            name=str(info.get("name") or ""),
+            state=str(info.get("state") or ""),
+            progress=float(info.get("progress") or 0.0),
+            size=int(info.get("size") or 0),
+            downloaded=int(info.get("downloaded") or 0),
+            amount_left=int(info.get("amount_left") or 0),
+            added_on=added_on,
+            completion_on=None if never else completion_on,
+            last_activity=int(info.get("last_activity") or 0),
+            content_path=str(info.get("content_path") or ""),
+            save_path=str(info.get("save_path") or ""),
+            tags=[tag.strip() for tag in str(info.get("tags") or "").split(",") if tag.strip()],
+            category=str(info.get("category") or ""),
+            num_seeds=int(info.get("num_seeds") or 0),
+            eta=None if eta >= NO_ETA or eta < 0 else eta,
+        )
+
+
+def _safe_url(url: str) -> str:
+    """The URL without user info, query or fragment (safe for messages)."""
+    parts = urlsplit(url.rstrip("/"))
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _status(exc: Exception) -> str:
+    status = getattr(exc, "http_status_code", None)
+    response = getattr(exc, "response", None)
+    return str(status or getattr(response, "status_code", None) or "error")
+
+
+def _normalise_hash(value: str) -> str:
+    value = value.strip().lower()
+    if len(value) != 40 or any(c not in "0123456789abcdef" for c in value):
+        raise ValueError(f"not a hex v1 info-hash: {value[:60]!r}")
+    return value
+
+
+class QBittorrentResource(ConfigurableResource):
+    """Sends torrents to one qBittorrent and reports on the ones in this project's category."""
+
+    url: str = Field(description="qBittorrent WebUI URL, e.g. http://127.0.0.1:8080")
+    username: str = "admin"
+    password: str = Field(description="WebUI password (from an environment variable)")
+    category: str = Field(default="mamcrawler", description="Every torrent this project adds gets this category")
+    save_path: str = Field(
+        default="",
+        description="The category's save path, as qBittorrent sees it; empty = <default save path>/<category>",
+    )
+    timeout_s: float = 15.0
+    login_cooldown_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="After a failed login, no new login to this URL from this process for this long",
+    )
+    add_confirm_s: float = Field(default=5.0, ge=0, description="How long to wait for an added torrent to appear")
+
+    # ---- session handling -------------------------------------------------------------
+
+    @property
+    def _where(self) -> str:
+        return _safe_url(self.url)
+
+    def _refuse_during_cooldown(self) -> None:
+        with _LOGIN_LOCK:
+            until, reason = _LOGIN_REFUSED_UNTIL.get(self._where, (0.0, ""))
+        left = until - time.monotonic()
+        if left > 0:
+            raise QBittorrentAuthError(
+                f"not logging in to qBittorrent at {self._where}: {reason} Next attempt in {left:.0f}s "
+                "(login_cooldown_s), so repeated failures do not get this IP banned."
+            )
+
+    def _record_login_failure(self, reason: str) -> None:
+        with _LOGIN_LOCK:
+            _LOGIN_REFUSED_UNTIL[self._where] = (time.monotonic() + self.login_cooldown_s, reason)
+
+    def _login_failed(self, exc: Exception) -> QBittorrentAuthError:
+        if isinstance(exc, qbittorrentapi.Forbidden403Error) and "banned" in str(exc).lower():
+            reason = (
+                f"qBittorrent at {self._where} has banned this IP address after too many failed logins "
+                "(WebUI option 'ban client after consecutive failures'; the ban lasts web_ui_ban_duration, "
+                "an hour by default, or until qBittorrent restarts)."
+            )
+        elif isinstance(exc, qbittorrentapi.Forbidden403Error):
+            reason = f"qBittorrent at {self._where} answered 403 to the login."
+        else:
+            reason = (
+                f"qBittorrent at {self._where} rejected the login of user {self.username!r}: "
+                "wrong username or password (QBITTORRENT_USERNAME / QBITTORRENT_PASSWORD)."
+            )
+        self._record_login_failure(reason)
+        return QBittorrentAuthError(reason)
+
+    def _unreachable(self, exc: Exception, what: str) -> QBittorrentUnreachableError:
+        cause = "timed out" if "timeout" in str(exc).lower() else "connection failed"
+        return QBittorrentUnreachableError(
+            f"cannot reach qBittorrent at {self._where} ({what}: {cause}); is QBITTORRENT_URL right and the WebUI up?"
+        )
+
+    @contextlib.contextmanager
+    def _session(self, what: str) -> Iterator[qbittorrentapi.Client]:
+        """A logged-in client for one public call: one login, one logout, errors mapped."""
+        self._refuse_during_cooldown()
+        client = qbittorrentapi.Client(
+            host=self.url,
+            username=self.username,
+            password=self.password,
+            REQUESTS_ARGS={"timeout": self.timeout_s},
+            # Without these, every session first probes http and https (HEAD each) and
+            # requests retries under qbittorrent-api's own retry: 6 timeouts per dead host.
+            FORCE_SCHEME_FROM_HOST=True,
+            HTTPADAPTER_ARGS={"max_retries": 0},
+        )
+        logged_in = False
+        try:
+            try:
+                client.auth_log_in()
+            # LoginFailed and Forbidden403Error subclass APIConnectionError: they go first.
+            except (qbittorrentapi.LoginFailed, qbittorrentapi.Forbidden403Error) as exc:
+                raise self._login_failed(exc) from None
+            except qbittorrentapi.HTTPError as exc:
+                raise QBittorrentError(
+                    f"qBittorrent at {self._where} answered HTTP {_status(exc)} to the login"
+                ) from None
+            except qbittorrentapi.APIConnectionError as exc:
+                raise self._unreachable(exc, "login") from None
+            logged_in = True
+            with _LOGIN_LOCK:
+                _LOGIN_REFUSED_UNTIL.pop(self._where, None)
+            try:
+                yield client
+            # qbittorrent-api logs in again by itself when a call answers 403.
+            except (qbittorrentapi.LoginFailed, qbittorrentapi.Forbidden403Error) as exc:
+                raise self._login_failed(exc) from None
+            except qbittorrentapi.NotFound404Error:
+                raise QBittorrentTorrentNotFoundError(
+                    f"qBittorrent at {self._where}: {what}: no such torrent"
+                ) from None
+            except qbittorrentapi.HTTPError as exc:
+                raise QBittorrentError(f"qBittorrent at {self._where}: {what} answered HTTP {_status(exc)}") from None
+            except qbittorrentapi.APIConnectionError as exc:
+                logged_in = False
+                raise self._unreachable(exc, what) from None
+        finally:
+            if logged_in:
+                with contextlib.suppress(qbittorrentapi.APIError):
+                    client.auth_log_out()
+            client._trigger_session_initialization()  # closes the requests session
+
+    # ---- public API -------------------------------------------------------------------
+
+    def ensure_category(self) -> None:
+        """Create the category, or point it at `save_path` if it exists with another path."""
+        with self._session("ensure category") as client:
+            self._ensure_category(client)
+
+    def _ensure_category(self, client: qbittorrentapi.Client) -> None:
+        categories = client.torrents_categories()
+        if self.category not in categories:
+            client.torrents_create_category(name=self.category, save_path=self.save_path)
+        elif (categories[self.category].get("savePath") or "") != self.save_path:
+            client.torrents_edit_category(name=self.category, save_path=self.save_path)
+
+    def _find(self, client: qbittorrentapi.Client, info_hash: str) -> dict[str, Any] | None:
+        found = client.torrents_info(torrent_hashes=info_hash)
+        return dict(found[0]) if found else None
+
+    def add_torrent(self, torrent: bytes | str, info_hash: str, tags: list[str]) -> AddOutcome:
+        """Add a .torrent (bytes) or magnet (str), idempotent by info-hash; started, under
+        automatic torrent management so the category's save path applies."""
+        info_hash = _normalise_hash(info_hash)
+        if isinstance(torrent, str):
+            actual = magnet_info_hash(torrent)
+            source: dict[str, Any] = {"urls": torrent}
+        else:
+            actual = torrent_info_hash(torrent)
+            source = {"torrent_files": bytes(torrent)}
+        if actual != info_hash:
+            raise InvalidTorrent(f"the torrent's info-hash is {actual}, not the expected {info_hash}")
+        with self._session("add torrent") as client:
+            self._ensure_category(client)
+            if existing := self._find(client, info_hash):
+                self._adopt(client, existing, tags)
+                return AddOutcome(info_hash, "already_present")
+            try:
+                answer = client.torrents_add(
+                    **source,
+                    category=self.category,
+                    tags=tags or None,
+                    use_auto_torrent_management=True,
+                    is_paused=False,
+                )
+            except qbittorrentapi.Conflict409Error:  # qBittorrent >= 5 answers 409 for a duplicate
+                answer = "Fails."
+            except qbittorrentapi.UnsupportedMediaType415Error:
+                raise QBittorrentRejectedError(
+                    f"qBittorrent at {self._where} refused torrent {info_hash}: not a valid torrent"
+                ) from None
+            if str(answer).strip() == "Fails.":
+                if existing := self._find(client, info_hash):
+                    self._adopt(client, existing, tags)
+                    return AddOutcome(info_hash, "already_present")
+                raise QBittorrentRejectedError(f"qBittorrent at {self._where} refused torrent {info_hash} (Fails.)")
+            deadline = time.monotonic() + self.add_confirm_s
+            while self._find(client, info_hash) is None:
+                if time.monotonic() >= deadline:
+                    raise QBittorrentRejectedError(
+                        f"qBittorrent at {self._where} accepted torrent {info_hash} but does not list it "
+                        f"after {self.add_confirm_s:.0f}s"
+                    )
+                time.sleep(0.1)
+            return AddOutcome(info_hash, "added")
+
+    def _adopt(self, client: qbittorrentapi.Client, existing: dict[str, Any], tags: list[str]) -> None:
+        """Give a torrent that was already there our tags and category."""
+        if tags:
+            client.torrents_add_tags(tags=tags, torrent_hashes=existing["hash"])
+        if existing.get("category") != self.category:
+            client.torrents_set_category(category=self.category, torrent_hashes=existing["hash"])
+
+    def torrents(self, tag: str | None = None) -> list[TorrentState]:
+        """Every torrent in this project's category (optionally only those with `tag`)."""
+        with self._session("list torrents") as client:
+            found = client.torrents_info(category=self.category, tag=tag)
+        return [TorrentState.from_info(dict(info)) for info in found]
+
+    def files(self, info_hash: str) -> list[tuple[str, int]]:
+        """(path relative to the torrent's save path, size) for every file of the torrent."""
+        info_hash = _normalise_hash(info_hash)
+        with self._session("list files") as client:
+            found = client.torrents_files(torrent_hash=info_hash)
+        return [(str(entry["name"]), int(entry["size"])) for entry in found]
+
+    def remove(self, info_hash: str, delete_files: bool) -> None:
+        info_hash = _normalise_hash(info_hash)
+        with self._session("remove torrent") as client:
+            client.torrents_delete(delete_files=delete_files, torrent_hashes=info_hash)
+
+    def add_peers(self, info_hash: str, peers: list[str]) -> int:
+        """Connect the torrent to `host:port` peers (tests join two instances this way);
+        returns how many qBittorrent accepted."""
+        info_hash = _normalise_hash(info_hash)
+        with self._session("add peers") as client:
+            if self._find(client, info_hash) is None:
+                raise QBittorrentTorrentNotFoundError(f"qBittorrent at {self._where}: add peers: no such torrent")
+            answer = client.torrents_add_peers(peers=peers, torrent_hashes=info_hash)
+        return sum(int(result.get("added") or 0) for result in dict(answer or {}).values())

@@ -1,0 +1,292 @@
+"""QBittorrentResource and torrent helpers against real qbittorrent-nox 4.5.2 instances on loopback."""
+
+import base64
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from mamcrawler.torrents import InvalidTorrent, info_hash, magnet_info_hash, make_torrent, torrent_files
+from resources import qbittorrent as qbittorrent_module
+from resources.qbittorrent import (
+    QBittorrentAuthError,
+    QBittorrentRejectedError,
+    QBittorrentResource,
+    QBittorrentTorrentNotFoundError,
+    QBittorrentUnreachableError,
+    TorrentState,
+)
+from tests.qbittorrent_harness import QbitInstance, qbit_pair
+from tests.servers import free_port
+
+pytestmark = pytest.mark.qbittorrent
+
+TAGS = ["mamcrawler", "book:test-0001"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_login_cooldowns(monkeypatch):
+    """The cooldown table is per process; a later instance may get a port (URL) used before."""
+    monkeypatch.setattr(qbittorrent_module, "_LOGIN_REFUSED_UNTIL", {})
+
+
+def make_audiobook(root: Path, title: str = "Fake Author - Fake Book") -> tuple[Path, bytes]:
+    """Two small fake .mp3 files in a folder and a private, tracker-less torrent of it."""
+    folder = root / "seed" / title
+    folder.mkdir(parents=True)
+    (folder / "01 - Chapter One.mp3").write_bytes(b"ID3" + os.urandom(300_000))
+    (folder / "02 - Chapter Two.mp3").write_bytes(b"ID3" + os.urandom(200_000))
+    return folder, make_torrent(folder, private=True)
+
+
+def resource_for(instance: QbitInstance, **overrides) -> QBittorrentResource:
+    settings = {"url": instance.url, "username": instance.username, "password": instance.password}
+    return QBittorrentResource(**(settings | overrides))
+
+
+def wait_for(predicate, what: str, deadline_s: float = 30.0, every_s: float = 0.2):
+    """Poll until `predicate()` is truthy; the deadline only guards against hanging forever."""
+    deadline = time.monotonic() + deadline_s
+    while not (result := predicate()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what}")
+        time.sleep(every_s)
+    return result
+
+
+def only(resource: QBittorrentResource, torrent_hash: str) -> TorrentState:
+    matching = [t for t in resource.torrents() if t.info_hash == torrent_hash]
+    assert len(matching) == 1, matching
+    return matching[0]
+
+
+def completed(resource: QBittorrentResource, torrent_hash: str) -> TorrentState | None:
+    state = only(resource, torrent_hash)
+    return state if state.completion_on is not None and state.progress >= 1.0 else None
+
+
+# ---- torrent helpers --------------------------------------------------------------------
+
+
+def test_torrent_helpers_read_what_make_torrent_wrote(tmp_path):
+    folder, torrent = make_audiobook(tmp_path)
+    digest = info_hash(torrent)
+    assert len(digest) == 40 and digest == digest.lower()
+    assert torrent_files(torrent) == [
+        ("Fake Author - Fake Book/01 - Chapter One.mp3", 300_003),
+        ("Fake Author - Fake Book/02 - Chapter Two.mp3", 200_003),
+    ]
+    single = make_torrent(folder / "01 - Chapter One.mp3", name="renamed.mp3")
+    assert torrent_files(single) == [("renamed.mp3", 300_003)]
+
+    base32 = base64.b32encode(bytes.fromhex(digest)).decode()
+    assert magnet_info_hash(f"magnet:?xt=urn:btih:{digest.upper()}&dn=Fake+Book") == digest
+    assert magnet_info_hash(f"magnet:?dn=x&xt=urn:btih:{base32}&tr=http%3A%2F%2F127.0.0.1%2Fa") == digest
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "empty"),
+        (b"<html><body>Please log in</body></html>", "not a bencoded .torrent"),
+        (b"d8:announce3:abce", "Missing 'info'"),
+        (b"d4:infod4:name3:abcee", "piece length"),
+    ],
+)
+def test_garbage_is_an_invalid_torrent_with_a_reason(data, reason):
+    with pytest.raises(InvalidTorrent, match=reason):
+        info_hash(data)
+
+
+@pytest.mark.parametrize(
+    "magnet",
+    ["http://example.invalid/x.torrent", "magnet:?dn=no-hash", "magnet:?xt=urn:btih:abc", "magnet:?xt=urn:btmh:1220ab"],
+)
+def test_magnet_without_v1_hash_is_invalid(magnet):
+    with pytest.raises(InvalidTorrent):
+        magnet_info_hash(magnet)
+
+
+# ---- real qbittorrent-nox ---------------------------------------------------------------
+
+
+def test_private_audiobook_transfers_into_the_category_save_path(tmp_path):
+    folder, torrent = make_audiobook(tmp_path)
+    digest = info_hash(torrent)
+    with qbit_pair(tmp_path) as (seeder, leecher):
+        seeder.seed(torrent, folder.parent)
+        incoming = tmp_path / "incoming-audiobooks"
+        resource = resource_for(leecher, category="audiobooks", save_path=str(incoming))
+
+        outcome = resource.add_torrent(torrent, digest, TAGS)
+        assert (outcome.info_hash, outcome.status) == (digest, "added")
+        state = only(resource, digest)
+        assert state.category == "audiobooks"
+        assert sorted(state.tags) == sorted(TAGS)
+        assert Path(state.save_path) == incoming  # category path applies: autoTMM is on
+        assert state.completion_on is None
+
+        assert resource.add_peers(digest, [seeder.peer]) == 1
+        done = wait_for(lambda: completed(resource, digest), "the transfer to finish")
+
+        assert [t.info_hash for t in resource.torrents(tag="book:test-0001")] == [digest]
+        assert resource.torrents(tag="book:other") == []
+        assert done.amount_left == 0 and done.size == 500_006
+        assert done.completion_on >= done.added_on
+        assert Path(done.content_path) == incoming / folder.name
+        assert resource.files(digest) == torrent_files(torrent)
+        for name, _size in resource.files(digest):
+            assert (incoming / name).read_bytes() == (folder.parent / name).read_bytes()
+
+        resource.remove(digest, delete_files=True)
+        wait_for(lambda: not resource.torrents(), "the torrent to be removed")
+        wait_for(lambda: not (incoming / folder.name).exists(), "the files to be deleted")
+        with pytest.raises(QBittorrentTorrentNotFoundError):
+            resource.files(digest)
+
+
+def test_adding_the_same_torrent_twice_keeps_one(tmp_path):
+    _folder, torrent = make_audiobook(tmp_path)
+    digest = info_hash(torrent)
+    with QbitInstance(tmp_path) as qbit:
+        resource = resource_for(qbit)
+        assert resource.add_torrent(torrent, digest, ["first"]).status == "added"
+        assert resource.add_torrent(torrent, digest, ["second"]).status == "already_present"
+        magnet = f"magnet:?xt=urn:btih:{digest}"
+        assert resource.add_torrent(magnet, digest, []).status == "already_present"
+        [state] = resource.torrents()
+        assert state.info_hash == digest
+        assert sorted(state.tags) == ["first", "second"]
+
+        # The real server answers a duplicate with the body "Fails.", not an error.
+        raw = qbit.client()
+        assert raw.torrents_add(torrent_files=torrent) == "Fails."
+        assert len(raw.torrents_info()) == 1
+
+        # A torrent added by hand (other category, no tags) is adopted, not added again.
+        raw.torrents_set_category(category="", torrent_hashes=digest)
+        assert resource.add_torrent(torrent, digest, ["third"]).status == "already_present"
+        assert only(resource, digest).category == "mamcrawler"
+
+        with pytest.raises(InvalidTorrent, match="not the expected"):
+            resource.add_torrent(torrent, "0" * 40, [])
+
+        # A magnet nobody seeds is listed at once (without metadata), so it counts as added.
+        other_hash = info_hash(make_audiobook(tmp_path, "Other Author - Other Book")[1])
+        base32 = base64.b32encode(bytes.fromhex(other_hash)).decode()
+        assert resource.add_torrent(f"magnet:?xt=urn:btih:{base32}&dn=Other", other_hash, ["m"]).status == "added"
+        assert only(resource, other_hash).tags == ["m"]
+        assert len(resource.torrents()) == 2
+
+
+def test_duplicate_answered_fails_is_already_present(tmp_path):
+    """The lookup can miss a torrent that is being added concurrently; the `Fails.` answer
+    then still means "already there", which the resource confirms by looking again."""
+    _folder, torrent = make_audiobook(tmp_path)
+    digest = info_hash(torrent)
+
+    class RacingResource(QBittorrentResource):
+        def _find(self, client, torrent_hash):
+            found = super()._find(client, torrent_hash)
+            lookups.append(found is not None)
+            return None if len(lookups) == 1 else found
+
+    with QbitInstance(tmp_path) as qbit:
+        qbit.client().torrents_add(torrent_files=torrent)
+        wait_for(lambda: qbit.client().torrents_info(), "the torrent to appear")
+        lookups: list[bool] = []
+        resource = RacingResource(url=qbit.url, username=qbit.username, password=qbit.password)
+        assert resource.add_torrent(torrent, digest, ["late"]).status == "already_present"
+        assert lookups == [True, True]
+        assert len(qbit.client().torrents_info()) == 1
+
+
+def test_refused_torrent_raises_rejected(tmp_path, monkeypatch):
+    # Get garbage past the local check to see what the real server answers (HTTP 415).
+    monkeypatch.setattr(qbittorrent_module, "torrent_info_hash", lambda _data: "1" * 40)
+    with QbitInstance(tmp_path) as qbit:
+        with pytest.raises(QBittorrentRejectedError, match="not a valid torrent"):
+            resource_for(qbit).add_torrent(b"d4:spam4:eggse", "1" * 40, [])
+        assert resource_for(qbit).torrents() == []
+
+
+def test_category_save_path_is_created_and_edited(tmp_path):
+    with QbitInstance(tmp_path) as qbit:
+        resource_for(qbit, save_path=str(tmp_path / "one")).ensure_category()
+        resource_for(qbit, save_path=str(tmp_path / "two")).ensure_category()
+        categories = qbit.client().torrents_categories()
+        assert categories["mamcrawler"]["savePath"] == str(tmp_path / "two")
+
+
+def test_wrong_password_cools_down_without_contacting_the_server(tmp_path):
+    with QbitInstance(tmp_path) as qbit:
+        wrong = resource_for(qbit, password="wrong-Secret-9876")
+        with pytest.raises(QBittorrentAuthError, match="wrong username or password") as first:
+            wrong.torrents()
+        qbit.stop()
+        # The server is gone: an auth error (not "unreachable") proves no request was sent.
+        with pytest.raises(QBittorrentAuthError, match="Next attempt in") as second:
+            wrong.torrents()
+        # The cooldown is per URL, whoever asks: the ban it prevents is per IP.
+        with pytest.raises(QBittorrentAuthError):
+            resource_for(qbit).torrents()
+    for error in (first.value, second.value):
+        assert "wrong-Secret-9876" not in str(error)
+        assert qbit.password not in str(error)
+
+
+def test_ban_after_failed_logins_is_reported(tmp_path):
+    with QbitInstance(tmp_path, max_auth_failures=1) as qbit:
+        hammering = resource_for(qbit, password="wrong-Secret-5432", login_cooldown_s=0)
+        with pytest.raises(QBittorrentAuthError, match="wrong username or password"):
+            hammering.torrents()
+        with pytest.raises(QBittorrentAuthError, match="banned this IP address") as banned:
+            resource_for(qbit, login_cooldown_s=0).torrents()
+    assert qbit.password not in str(banned.value) and "wrong-Secret-5432" not in str(banned.value)
+
+
+def test_server_down_is_unreachable(tmp_path):
+    _folder, torrent = make_audiobook(tmp_path)
+    nobody = QBittorrentResource(url=f"http://127.0.0.1:{free_port()}", password="pw-Secret-1234")
+    with pytest.raises(QBittorrentUnreachableError, match="cannot reach qBittorrent") as error:
+        nobody.torrents()
+    assert "pw-Secret-1234" not in str(error.value)
+
+    # A WebUI that accepts the connection but never answers.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        silent_url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        with pytest.raises(QBittorrentUnreachableError, match="timed out"):
+            QBittorrentResource(url=silent_url, password="pw-Secret-1234", timeout_s=0.2).torrents()
+
+    with QbitInstance(tmp_path) as qbit:
+        resource = resource_for(qbit)
+        assert resource.torrents() == []
+    with pytest.raises(QBittorrentUnreachableError) as error:
+        resource.add_torrent(torrent, info_hash(torrent), [])
+    assert qbit.password not in str(error.value)
+
+
+def test_restart_mid_way_keeps_the_torrent_and_its_completion(tmp_path):
+    folder, torrent = make_audiobook(tmp_path)
+    digest = info_hash(torrent)
+    with qbit_pair(tmp_path) as (seeder, leecher):
+        seeder.seed(torrent, folder.parent)
+        resource = resource_for(leecher)
+        assert resource.add_torrent(torrent, digest, TAGS).status == "added"
+
+        leecher.restart()
+        assert only(resource, digest).completion_on is None
+        assert resource.add_peers(digest, [seeder.peer]) == 1
+        done = wait_for(lambda: completed(resource, digest), "the transfer to finish")
+
+        leecher.restart()
+        # Right after a restart the torrent is "checkingResumeData" with progress 0;
+        # completion_on is already back, so completion must be judged by it.
+        after = only(resource, digest)
+        assert after.completion_on == done.completion_on and after.completed
+        after = wait_for(lambda: completed(resource, digest), "the resume data check")
+        assert after.completion_on == done.completion_on and sorted(after.tags) == sorted(TAGS)
+        assert resource.add_torrent(torrent, digest, TAGS).status == "already_present"
+        assert len(resource.torrents()) == 1
