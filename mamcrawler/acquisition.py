@@ -357,9 +357,13 @@ def progress_updates(requests: pl.DataFrame, torrents: dict[str, Observed], now:
         seen = torrents.get(row["info_hash"])
         if seen is None:
             continue
-        status = "completed" if seen.completion_on is not None else ("downloading" if seen.progress > 0 else row["status"])
-        if status == row["status"] and abs((row["progress"] or 0) - seen.progress) < 1e-9:
+        # Right after a restart qBittorrent reports a finished torrent at progress 0 while it
+        # checks its resume data; `completion_on` is already back and is what counts.
+        done = seen.completion_on is not None
+        progress = 1.0 if done else seen.progress
+        status = "completed" if done else ("downloading" if progress > 0 else row["status"])
+        if status == row["status"] and abs((row["progress"] or 0) - progress) < 1e-9:
             continue
-        done = datetime.fromtimestamp(seen.completion_on, now.tzinfo) if seen.completion_on is not None else None
-        rows.append({**row, "status": status, "progress": seen.progress, "updated_at": now, "completed_at": done})
+        finished = datetime.fromtimestamp(seen.completion_on, now.tzinfo) if done else None
+        rows.append({**row, "status": status, "progress": progress, "updated_at": now, "completed_at": finished})
     return pl.DataFrame(rows, schema=REQUEST_SCHEMA)

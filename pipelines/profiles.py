@@ -160,6 +160,7 @@ def acquisition_options(env: Mapping[str, str], demo: bool) -> AcquisitionOption
         abs_library_id=env.get("MAMCRAWLER_IMPORT_LIBRARY_ID", ""),
         abs_library_folder=env.get("MAMCRAWLER_ABS_LIBRARY_FOLDER", ""),
         download_path_map=env.get("MAMCRAWLER_DOWNLOAD_PATH_MAP", ""),
+        torrent_dir=env.get("MAMCRAWLER_TORRENT_DIR", ""),
     )
 
 
