@@ -209,7 +209,7 @@ def download_requests(
         table = pl.concat([live, _frame(rows, lifecycle.REQUEST_SCHEMA)], how="diagonal_relaxed") if live is not None else _frame(rows, lifecycle.REQUEST_SCHEMA)
         store.write_table("download_requests", table.select(list(lifecycle.REQUEST_SCHEMA)))
         context.log.info(f"dry run: {len(rows)} download(s) recorded, nothing sent to qBittorrent")
-        return _requests_result(table, profile, plan, held, [], dry_run=True)
+        return _requests_result(table, profile, [{**c, "book": books[c["missing_id"]]} for c in plan], held, [], dry_run=True)
 
     errors: list[str] = []
     try:
@@ -269,7 +269,7 @@ def download_requests(
                 statuses=_status(mid, "queued", now),
             )
             known_hashes.add(ih)
-            sent.append({**candidate, "outcome": outcome.status})
+            sent.append({**candidate, "book": books[mid], "outcome": outcome.status})
             context.log.info(f"sent {label} ({outcome.status}): {candidate['title']}")
     for error in errors:
         context.log.warning(error)
@@ -312,7 +312,7 @@ def _finish_interrupted(store, qbittorrent: QBittorrentResource, live, options: 
 def _requests_result(table, profile, plan, held, errors, *, dry_run: bool, finished: int = 0) -> MaterializeResult:
     by_status = dict(table["status"].value_counts().iter_rows()) if not table.is_empty() else {}
     planned = pl.DataFrame(
-        [{"book": lifecycle.book_label(c) if "author" in c else c["missing_id"], "release": c["title"], "indexer": c["indexer"], "score": c.get("score")} for c in plan],
+        [{"book": lifecycle.book_label(c["book"]), "release": c["title"], "indexer": c["indexer"], "score": c.get("score")} for c in plan],
         schema={"book": pl.Utf8, "release": pl.Utf8, "indexer": pl.Utf8, "score": pl.Float64},
     )
     return MaterializeResult(
@@ -394,11 +394,11 @@ def imported_books(
         counts[what] = counts.get(what, 0) + 1
 
     updates = lifecycle.progress_updates(requests, observed, now)
-    for update in updates.iter_rows(named=True):
-        status = "downloading" if update["status"] in ("downloading", "completed") else None
-        store.apply([("download_requests", _frame([update], lifecycle.REQUEST_SCHEMA), REQUEST_KEY)],
-                    statuses=_status(update["missing_id"], status, now) if status else None)
-        count(f"now {update['status']}")
+    if not updates.is_empty():
+        moving = updates.select("missing_id", status=pl.lit("downloading"), updated_at=pl.lit(now))
+        store.apply([("download_requests", updates, REQUEST_KEY)], statuses=("missing_books", moving))
+        for status, n in updates["status"].value_counts().iter_rows():
+            counts[f"now {status}"] = n
 
     failed = store.read_optional("failed_attempts")
     active = store.read_table("download_requests").filter(pl.col("status").is_in(["sent", "downloading"]))
@@ -414,8 +414,9 @@ def imported_books(
         context.log.warning(f"{request['book']}: {reason}; the next release will be tried")
 
     imported, errors = [], []
-    library = _library_target(abs_client, acquisition) if not store.read_table("download_requests").filter(pl.col("status") == "completed").is_empty() else None
-    for request in store.read_table("download_requests").filter(pl.col("status") == "completed").iter_rows(named=True):
+    completed = store.read_table("download_requests").filter(pl.col("status") == "completed")
+    library = _library_target(abs_client, acquisition) if not completed.is_empty() else None
+    for request in completed.iter_rows(named=True):
         torrent = torrents.get(request["info_hash"])
         try:
             if torrent is None:

@@ -124,6 +124,9 @@ def test_mamcrawler_run_command(tmp_path):
     # 45 holes the library shows itself, 10 more from the recorded catalogues (see test_metadata_pipeline)
     assert "25 books in the library, 55 missing books" in out.stdout
     assert "Terry Pratchett - Discworld: 37 missing (3-7, 9-40)" in out.stdout
+    # The demo searches the replayed MAM and Jackett and sends nothing.
+    assert "Downloads: 4 would_send" in out.stdout and "dry run: nothing was sent" in out.stdout
+    assert "James S. A. Corey - The Expanse #4  <-  Cibola Burn: Book 4 of the Expanse (mam 1100604)" in out.stdout
     assert any((tmp_path / "dagster_home").iterdir())  # the run is in the instance the UI reads
 
 
