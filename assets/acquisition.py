@@ -99,7 +99,7 @@ def release_candidates(
     searched = requests_made = 0
     with open_indexers(acquisition.indexers, mam, torznab) as indexers:
         try:
-            prefs = _preferences(acquisition, indexers.user_is_vip)
+            prefs = _preferences(acquisition, indexers.user_is_vip())
             for book in wanted:
                 title, author = lifecycle.search_text(book)
                 found = indexers.search(title, author)
@@ -143,6 +143,25 @@ def release_candidates(
 
 def _torrent_dir(options: AcquisitionOptions) -> Path:
     return Path(options.torrent_dir) if options.torrent_dir else REPO_ROOT / "data" / "torrents"
+
+
+def _keep_torrent(options: AcquisitionOptions, ih: str, torrent: bytes | str) -> None:
+    """The .torrent (or magnet) a `sending` request needs if the run dies before qBittorrent has it."""
+    directory = _torrent_dir(options)
+    directory.mkdir(parents=True, exist_ok=True)
+    if isinstance(torrent, bytes):
+        (directory / f"{ih}.torrent").write_bytes(torrent)
+    else:
+        (directory / f"{ih}.magnet").write_text(torrent)
+
+
+def _kept_torrent(options: AcquisitionOptions, ih: str) -> bytes | str | None:
+    directory = _torrent_dir(options)
+    if (directory / f"{ih}.torrent").exists():
+        return (directory / f"{ih}.torrent").read_bytes()
+    if (directory / f"{ih}.magnet").exists():
+        return (directory / f"{ih}.magnet").read_text()
+    return None
 
 
 def _frame(rows: list[dict], schema: dict) -> pl.DataFrame:
@@ -220,7 +239,6 @@ def download_requests(
         raise Failure(description=f"qBittorrent is not available, nothing was sent: {exc}") from None
     known_hashes = set() if live is None else set(live.filter(pl.col("status") != "failed")["info_hash"].drop_nulls())
     sent: list[dict] = []
-    directory = _torrent_dir(acquisition)
     with open_indexers(acquisition.indexers, mam, torznab) as indexers:
         for candidate in plan:
             mid = candidate["missing_id"]
@@ -244,9 +262,7 @@ def download_requests(
             if ih in known_hashes:
                 held["same torrent already requested"] = held.get("same torrent already requested", 0) + 1
                 continue
-            if isinstance(torrent, bytes):
-                directory.mkdir(parents=True, exist_ok=True)
-                (directory / f"{ih}.torrent").write_bytes(torrent)
+            _keep_torrent(acquisition, ih, torrent)
             request = row(candidate, "sending", ih, attempt)
             store.apply([("download_requests", _frame([request], lifecycle.REQUEST_SCHEMA), REQUEST_KEY)])
             try:
@@ -297,11 +313,14 @@ def _finish_interrupted(store, qbittorrent: QBittorrentResource, live, options: 
     for request in pending.iter_rows(named=True):
         ih = request["info_hash"]
         if ih not in present:
-            kept = _torrent_dir(options) / f"{ih}.torrent"
-            if not kept.exists():
-                store.apply([("download_requests", _frame([{**request, "status": "failed", "updated_at": now, "error": "interrupted before qBittorrent had it, and the .torrent is gone"}], lifecycle.REQUEST_SCHEMA), REQUEST_KEY)])
+            kept = _kept_torrent(options, ih)
+            try:
+                if kept is None:
+                    raise QBittorrentRejectedError("interrupted before qBittorrent had it, and the kept .torrent is gone")
+                qbittorrent.add_torrent(kept, ih, request["tags"].split(","))
+            except (QBittorrentRejectedError, InvalidTorrent) as exc:
+                store.apply([("download_requests", _frame([{**request, "status": "failed", "updated_at": now, "error": str(exc)}], lifecycle.REQUEST_SCHEMA), REQUEST_KEY)])
                 continue
-            qbittorrent.add_torrent(kept.read_bytes(), ih, request["tags"].split(","))
         store.apply(
             [("download_requests", _frame([{**request, "status": "sent", "updated_at": now}], lifecycle.REQUEST_SCHEMA), REQUEST_KEY)],
             statuses=_status(request["missing_id"], "queued", now),
@@ -400,6 +419,7 @@ def imported_books(
         for status, n in updates["status"].value_counts().iter_rows():
             counts[f"now {status}"] = n
 
+    errors: list[str] = []
     failed = store.read_optional("failed_attempts")
     active = store.read_table("download_requests").filter(pl.col("status").is_in(["sent", "downloading"]))
     for request in active.iter_rows(named=True):
@@ -408,12 +428,16 @@ def imported_books(
         if reason is None:
             continue
         if seen is not None:
-            qbittorrent.remove(request["info_hash"], delete_files=True)
+            try:
+                qbittorrent.remove(request["info_hash"], delete_files=True)
+            except QBittorrentError as exc:
+                errors.append(f"{request['book']}: stalled, but qBittorrent did not remove it ({exc}); tried again next run")
+                continue
         failed = _give_up(store, failed, request, "download", "stalled" if seen else "removed", reason, now, policy)
         count("stalled or removed")
         context.log.warning(f"{request['book']}: {reason}; the next release will be tried")
 
-    imported, errors = [], []
+    imported = []
     completed = store.read_table("download_requests").filter(pl.col("status") == "completed")
     library = _library_target(abs_client, acquisition) if not completed.is_empty() else None
     for request in completed.iter_rows(named=True):

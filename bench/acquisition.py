@@ -46,7 +46,7 @@ def _planning(books: int, active: int) -> dict:
         schema=REQUEST_SCHEMA,
     )
     started = time.perf_counter()
-    plan, held = plan_sends(chosen, missing, requests, {}, SendLimits(max_new_per_run=50, max_active=2_100), RetryPolicy(), now)
+    plan, _ = plan_sends(chosen, missing, requests, {}, SendLimits(max_new_per_run=50, max_active=2_100), RetryPolicy(), now)
     return {"missing_books": books, "in_flight": active, "planned": len(plan), "seconds": round(time.perf_counter() - started, 3)}
 
 

@@ -35,9 +35,16 @@ class Indexers:
         self.mam = mam
         self.torznab = torznab
 
-    @property
     def user_is_vip(self) -> bool:
-        return bool(self.mam and self.mam.user_status().is_vip)
+        """Whether VIP torrents are freeleech for this user; unknown (MAM away) counts as no."""
+        if self.mam is None:
+            return False
+        try:
+            return self.mam.user_status().is_vip
+        except MamAuthError as exc:
+            raise IndexerAuthError(str(exc)) from None
+        except MamError:
+            return False
 
     def search(self, title: str, author: str | None) -> Found:
         found = Found()

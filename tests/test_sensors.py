@@ -5,8 +5,10 @@ from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_contex
 from pipelines.definitions import build_definitions
 from pipelines.profiles import Profile
 from resources.audiobookshelf import AudiobookshelfResource
+from resources.qbittorrent import QBittorrentResource
 from resources.replay.abs import AbsReplay
-from tests.servers import serve
+from resources.settings import AcquisitionOptions
+from tests.servers import free_port, serve
 
 TOKEN = "sensor-test-token"
 
@@ -36,3 +38,19 @@ def test_abs_change_sensor_requests_a_refresh_only_when_books_change(abs_items):
         skipped, _ = evaluate(sensor, url, cursor, token="wrong")
         assert isinstance(skipped, SkipReason) and "ABS not readable" in skipped.skip_message
         assert "wrong" not in skipped.skip_message
+
+
+def _download_sensor_tick(acquisition, qbittorrent):
+    sensor = build_definitions(Profile("demo", "t")).resolve_sensor_def("qbittorrent_downloads")
+    with DagsterInstance.ephemeral() as instance:
+        context = build_sensor_context(instance=instance, resources={"qbittorrent": qbittorrent, "acquisition": acquisition})
+        return sensor.evaluate_tick(context)
+
+
+def test_download_sensor_waits_quietly_in_a_dry_run_and_when_qbittorrent_is_away():
+    away = QBittorrentResource(url=f"http://127.0.0.1:{free_port()}", password="sensor-secret-pw", timeout_s=2)
+    dry = _download_sensor_tick(AcquisitionOptions(dry_run=True), away)
+    assert not dry.run_requests and "dry run" in dry.skip_message
+    live = _download_sensor_tick(AcquisitionOptions(dry_run=False), away)
+    assert not live.run_requests and "qBittorrent not readable" in live.skip_message
+    assert "sensor-secret-pw" not in live.skip_message
