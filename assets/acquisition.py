@@ -1,8 +1,9 @@
 """Group `acquisition`: releases for the missing books, downloads in qBittorrent, imports into ABS."""
 
 import json
+import os
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import polars as pl
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
@@ -28,7 +29,7 @@ from mamcrawler.torrents import InvalidTorrent, info_hash, magnet_info_hash
 from mamcrawler.warehouse import REPO_ROOT
 from mamcrawler.writeback import plan_import_metadata
 from resources.audiobookshelf import AbsError, AudiobookshelfResource
-from resources.indexers import IndexerAuthError, open_indexers
+from resources.indexers import IndexerAuthError, IndexerNotConfiguredError, IndexerUnavailableError, open_indexers
 from resources.mam import MamError, MamResource
 from resources.profile import ProfileResource
 from resources.qbittorrent import QBittorrentError, QBittorrentRejectedError, QBittorrentResource
@@ -79,10 +80,9 @@ def release_candidates(
     failures = lifecycle.book_failures(store.read_optional("failed_attempts"))
     policy = _policy(acquisition)
     active = set() if requests is None else set(requests.filter(pl.col("status").is_in(list(lifecycle.ACTIVE)))["missing_id"])
+    resting = [m for m, (count, until) in failures.items() if count >= policy.max_attempts or (until and until > now)]
     searchable = missing.filter(
-        (pl.col("status") == "identified")
-        & ~pl.col("missing_id").is_in(list(active))
-        & ~pl.col("missing_id").is_in([m for m, (count, _) in failures.items() if count >= policy.max_attempts])
+        (pl.col("status") == "identified") & ~pl.col("missing_id").is_in([*active, *resting])
     )
     last_search = (
         previous.group_by("missing_id").agg(pl.col("searched_at").max())
@@ -95,40 +95,44 @@ def release_candidates(
     batch = order.head(acquisition.max_searches_per_run)
     wanted = lifecycle.wanted_books(batch, store.read_table("library_books"), store.read_optional("series_catalog"))
     excluded = lifecycle.failed_releases(requests)
-    frames, choices, skipped, errors = [], {}, {}, []
-    searched = requests_made = 0
+    frames, choices, skipped, errors, searched_ids = [], {}, {}, [], []
+    requests_made = truncated = 0
     with open_indexers(acquisition.indexers, mam, torznab) as indexers:
         try:
             prefs = _preferences(acquisition, indexers.user_is_vip())
             for book in wanted:
                 title, author = lifecycle.search_text(book)
                 found = indexers.search(title, author)
+                requests_made += found.requests
+                truncated += found.truncated  # more rows than max_results: the best of the first pages
+                errors += found.errors
+                if found.errors and not found.releases:
+                    continue  # not searched: what the last search found stays
                 ranked = rank_releases(book, found.releases, prefs)
                 chosen, why = choose_release(ranked, exclude=excluded.get(book.missing_id, set()))
                 frames.append(candidate_frame(book, ranked, chosen).with_columns(choice=pl.lit(why), searched_at=pl.lit(now)))
                 choices[book.missing_id] = why
-                searched += 1
-                requests_made += found.requests
+                searched_ids.append(book.missing_id)
                 for reason, count in found.skipped.items():
                     skipped[reason] = skipped.get(reason, 0) + count
-                errors += found.errors
-                if searched % 10 == 0:
-                    context.log.info(f"searched {searched}/{len(wanted)} books, {requests_made} indexer requests")
+                if len(searched_ids) % 10 == 0:
+                    context.log.info(f"searched {len(searched_ids)}/{len(wanted)} books, {requests_made} indexer requests")
         except IndexerAuthError as exc:
             errors.append(str(exc))
             context.log.error(str(exc))
     table = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=lifecycle.CANDIDATES_SCHEMA)
-    searched_ids = pl.DataFrame({"missing_id": [b.missing_id for b in wanted[:searched]]}, schema={"missing_id": pl.Utf8})
-    store.replace_rows("release_candidates", table.select(list(lifecycle.CANDIDATES_SCHEMA)), searched_ids)
-    if wanted and not searched:
+    keys = pl.DataFrame({"missing_id": searched_ids}, schema={"missing_id": pl.Utf8})
+    store.replace_rows("release_candidates", table.select(list(lifecycle.CANDIDATES_SCHEMA)), keys)
+    if wanted and not searched_ids:
         raise Failure(description=f"no book could be searched: {errors[0] if errors else 'unknown error'}")
     chosen = table.filter(pl.col("chosen"))
     labels = {b.missing_id: lifecycle.book_label(b.__dict__) for b in wanted}
     return MaterializeResult(
         metadata={
             **table_metadata(table, profile, ["missing_id", "indexer", "title", "filetype", "score", "accepted", "rejection", "chosen"]),
-            "books_searched": searched,
-            "books_waiting": max(0, searchable.height - searched),
+            "books_searched": len(searched_ids),
+            "books_waiting": max(0, searchable.height - len(searched_ids)),
+            "searches_cut_at_max_results": truncated,
             "books_with_a_release": chosen.height,
             "indexer_requests": requests_made,
             "choices": MetadataValue.md(
@@ -141,18 +145,77 @@ def release_candidates(
     )
 
 
+REQUEST_KEY = ("missing_id", "attempt")
+FAILURE_KEY = ("task", "item")
+
+
+def _requests(rows: list[dict]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=lifecycle.REQUEST_SCHEMA)
+
+
+def _statuses(rows: list[tuple[str, str]], now: datetime) -> tuple[str, pl.DataFrame]:
+    return "missing_books", pl.DataFrame(
+        {"missing_id": [m for m, _ in rows], "status": [s for _, s in rows], "updated_at": [now] * len(rows)},
+        schema={"missing_id": pl.Utf8, "status": pl.Utf8, "updated_at": pl.Datetime("us", "UTC")},
+    )
+
+
+class _Ledger:
+    """Writes each lifecycle step as one transaction: request, failure and book status together."""
+
+    def __init__(self, store, policy: lifecycle.RetryPolicy, now: datetime) -> None:
+        self.store, self.policy, self.now = store, policy, now
+        self.errors: list[str] = []
+
+    @property
+    def failed(self) -> pl.DataFrame | None:
+        return self.store.read_optional("failed_attempts")
+
+    def save(self, request: dict, book_status: str | None = None) -> None:
+        self.store.apply(
+            [("download_requests", _requests([{**request, "updated_at": self.now}]), REQUEST_KEY)],
+            statuses=_statuses([(request["missing_id"], book_status)], self.now) if book_status else None,
+        )
+
+    def release_failed(self, request: dict, task: str, reason: str, error: str) -> None:
+        """This release is no good for this book: the request is `failed`, the failure counts
+        against the book, and the book waits for its next release or is `failed` for good."""
+        failed = self.failed
+        used = lifecycle.book_failures(failed).get(request["missing_id"], (0, None))[0] + 1
+        failure = lifecycle.record_failure(
+            failed, task=task, item=request["missing_id"], book=request["book"], reason=reason, error=error,
+            now=self.now, policy=self.policy, attempts=used,
+        )
+        self.store.apply(
+            [
+                ("download_requests", _requests([{**request, "status": "failed", "updated_at": self.now, "error": error}]), REQUEST_KEY),
+                ("failed_attempts", failure, FAILURE_KEY),
+            ],
+            statuses=_statuses([(request["missing_id"], "failed" if used >= self.policy.max_attempts else "identified")], self.now),
+        )
+        self.errors.append(f"{request['book']}: {error}")
+
+    def service_failed(self, task: str, item: str, label: str, reason: str, error: str) -> None:
+        """A service (qBittorrent, an indexer, ABS, the disk) failed: nothing is held against a book."""
+        failure = lifecycle.record_failure(
+            self.failed, task=task, item=item, book=label, reason=reason, error=error, now=self.now, policy=self.policy
+        )
+        self.store.apply([("failed_attempts", failure, FAILURE_KEY)])
+        self.errors.append(f"{label}: {error}")
+
+
 def _torrent_dir(options: AcquisitionOptions) -> Path:
     return Path(options.torrent_dir) if options.torrent_dir else REPO_ROOT / "data" / "torrents"
 
 
 def _keep_torrent(options: AcquisitionOptions, ih: str, torrent: bytes | str) -> None:
-    """The .torrent (or magnet) a `sending` request needs if the run dies before qBittorrent has it."""
+    """The .torrent (or magnet) a `sending` request needs if the run dies before qBittorrent
+    has it. Private: a MAM .torrent carries the user's passkey in its announce URL."""
     directory = _torrent_dir(options)
-    directory.mkdir(parents=True, exist_ok=True)
-    if isinstance(torrent, bytes):
-        (directory / f"{ih}.torrent").write_bytes(torrent)
-    else:
-        (directory / f"{ih}.magnet").write_text(torrent)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = directory / (f"{ih}.torrent" if isinstance(torrent, bytes) else f"{ih}.magnet")
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
+        out.write(torrent if isinstance(torrent, bytes) else torrent.encode())
 
 
 def _kept_torrent(options: AcquisitionOptions, ih: str) -> bytes | str | None:
@@ -164,22 +227,12 @@ def _kept_torrent(options: AcquisitionOptions, ih: str) -> bytes | str | None:
     return None
 
 
-def _frame(rows: list[dict], schema: dict) -> pl.DataFrame:
-    return pl.DataFrame(rows, schema=schema)
+def _forget_torrent(options: AcquisitionOptions, ih: str) -> None:
+    for suffix in (".torrent", ".magnet"):
+        (_torrent_dir(options) / f"{ih}{suffix}").unlink(missing_ok=True)
 
 
-def _status(missing_id: str, status: str, now: datetime) -> tuple[str, pl.DataFrame]:
-    return "missing_books", pl.DataFrame(
-        {"missing_id": [missing_id], "status": [status], "updated_at": [now]},
-        schema={"missing_id": pl.Utf8, "status": pl.Utf8, "updated_at": pl.Datetime("us", "UTC")},
-    )
-
-
-REQUEST_KEY = ("missing_id", "attempt")
-FAILURE_KEY = ("task", "item")
-
-
-@asset(group_name="acquisition", deps=[release_candidates, "missing_books"], pool=INDEXER_POOL, kinds={"duckdb", "qbittorrent"})
+@asset(group_name="acquisition", deps=[release_candidates, "missing_books"], pool=WAREHOUSE_POOL, kinds={"duckdb", "qbittorrent"})
 def download_requests(
     context: AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -192,139 +245,134 @@ def download_requests(
     """The chosen release of each missing book, sent to qBittorrent (or, in a dry run, what
     would be sent). Idempotent by info-hash: the torrent is fetched, hashed and written as
     `sending` before qBittorrent is asked, so a crash, a retry or a restart finds it and
-    finishes the send instead of adding it twice."""
+    finishes the send instead of adding it twice; a hash once requested is never sent again.
+    After a failed download the next acceptable release of the book is sent, after a backoff."""
     store = warehouse.get()
     now = _now()
     policy = _policy(acquisition)
     missing = store.read_table("missing_books")
     requests = store.read_optional("download_requests")
-    failed = store.read_optional("failed_attempts")
-    candidates = store.read_optional("release_candidates")
-    chosen = (
-        candidates.filter(pl.col("chosen")) if candidates is not None else pl.DataFrame(schema=lifecycle.CANDIDATES_SCHEMA)
-    )
     live = None if requests is None else requests.filter(pl.col("status") != "would_send")
-    plan, held = lifecycle.plan_sends(
-        chosen, missing, live, lifecycle.book_failures(failed), _limits(acquisition), policy, now
-    )
     books = {r["missing_id"]: r for r in missing.iter_rows(named=True)}
+    plan, held = lifecycle.plan_sends(
+        lifecycle.next_candidates(store.read_optional("release_candidates"), live), missing, live,
+        lifecycle.book_failures(store.read_optional("failed_attempts")), _limits(acquisition), policy, now,
+    )
     runtimes = {
         w.missing_id: w.expected_duration_s
         for w in lifecycle.wanted_books(
             missing.filter(pl.col("missing_id").is_in([c["missing_id"] for c in plan])),
-            store.read_table("library_books"),
-            store.read_optional("series_catalog"),
+            store.read_table("library_books"), store.read_optional("series_catalog"),
         )
     }
 
-    def row(candidate: dict, status: str, info_hash: str | None, attempt: int) -> dict:
+    def new_request(candidate: dict, status: str, info_hash: str | None, attempt: int) -> dict:
         return lifecycle.request_row(
             books[candidate["missing_id"]], candidate, attempt=attempt, status=status, info_hash=info_hash, now=now,
             expected_duration_s=runtimes.get(candidate["missing_id"]),
         )
 
     if acquisition.dry_run:
-        rows = [row(c, "would_send", c.get("info_hash"), 0) for c in plan]
-        table = pl.concat([live, _frame(rows, lifecycle.REQUEST_SCHEMA)], how="diagonal_relaxed") if live is not None else _frame(rows, lifecycle.REQUEST_SCHEMA)
+        rows, seen = [], set()
+        for candidate in plan:
+            if candidate.get("info_hash") and candidate["info_hash"] in seen:
+                continue  # two books, one omnibus: it would be sent once
+            seen.add(candidate.get("info_hash"))
+            rows.append(new_request(candidate, "would_send", candidate.get("info_hash"), 0))
+        table = pl.concat([t for t in (live, _requests(rows)) if t is not None], how="vertical_relaxed")
         store.write_table("download_requests", table.select(list(lifecycle.REQUEST_SCHEMA)))
         context.log.info(f"dry run: {len(rows)} download(s) recorded, nothing sent to qBittorrent")
         return _requests_result(table, profile, [{**c, "book": books[c["missing_id"]]} for c in plan], held, [], dry_run=True)
 
-    errors: list[str] = []
+    if requests is not None and requests.height != live.height:
+        store.write_table("download_requests", live)  # a dry run's preview is not a request
+    ledger = _Ledger(store, policy, now)
     try:
+        repairs = lifecycle.status_repairs(missing, live, now)
+        if not repairs.is_empty():
+            store.apply(statuses=("missing_books", repairs))
         qbittorrent.ensure_category()
-        finished = _finish_interrupted(store, qbittorrent, live, acquisition, now)
+        finished = _finish_interrupted(ledger, qbittorrent, live, acquisition)
     except QBittorrentError as exc:
-        store.apply([("failed_attempts", _failure(failed, "send", "qbittorrent", "qBittorrent", "qbittorrent_unavailable", str(exc), now, policy), FAILURE_KEY)])
+        ledger.service_failed("send", "qbittorrent", "qBittorrent", "qbittorrent_unavailable", str(exc))
         raise Failure(description=f"qBittorrent is not available, nothing was sent: {exc}") from None
-    known_hashes = set() if live is None else set(live.filter(pl.col("status") != "failed")["info_hash"].drop_nulls())
+    known = lifecycle.requested_hashes(live)
     sent: list[dict] = []
     with open_indexers(acquisition.indexers, mam, torznab) as indexers:
         for candidate in plan:
             mid = candidate["missing_id"]
-            attempt = lifecycle.next_attempt_number(store.read_optional("download_requests"), mid)
-            label = lifecycle.book_label(books[mid])
+            request = new_request(candidate, "sending", None, lifecycle.next_attempt_number(store.read_optional("download_requests"), mid))
             try:
                 torrent = indexers.fetch(candidate)
                 ih = info_hash(torrent) if isinstance(torrent, bytes) else magnet_info_hash(torrent)
-            except IndexerAuthError as exc:
-                errors.append(str(exc))
-                store.apply([("failed_attempts", _failure(failed, "send", candidate["indexer"], label, "indexer_auth", str(exc), now, policy), FAILURE_KEY)])
-                break  # every further fetch would fail the same way
-            except (MamError, TorznabError, InvalidTorrent) as exc:  # this release only: the next one may work
-                message = f"{candidate['indexer']} {candidate['release_id']}: {exc}"
-                errors.append(message)
-                store.apply([
-                    ("download_requests", _frame([{**row(candidate, "failed", None, attempt), "error": message}], lifecycle.REQUEST_SCHEMA), REQUEST_KEY),
-                    ("failed_attempts", _failure(failed, "send", mid, label, "torrent_unavailable", message, now, policy), FAILURE_KEY),
-                ])
+            except IndexerNotConfiguredError as exc:
+                held[str(exc)] = held.get(str(exc), 0) + 1
                 continue
-            if ih in known_hashes:
+            except (IndexerAuthError, IndexerUnavailableError) as exc:
+                reason = "indexer_auth" if isinstance(exc, IndexerAuthError) else "indexer_unavailable"
+                ledger.service_failed("send", candidate["indexer"], candidate["indexer"], reason, str(exc))
+                break  # every further fetch would fail the same way
+            except (MamError, TorznabError, InvalidTorrent) as exc:
+                ledger.release_failed(request, "send", "torrent_unavailable", f"{candidate['indexer']} {candidate['release_id']}: {exc}")
+                continue
+            if ih in known:
                 held["same torrent already requested"] = held.get("same torrent already requested", 0) + 1
                 continue
-            _keep_torrent(acquisition, ih, torrent)
-            request = row(candidate, "sending", ih, attempt)
-            store.apply([("download_requests", _frame([request], lifecycle.REQUEST_SCHEMA), REQUEST_KEY)])
+            request["info_hash"] = ih
+            try:
+                _keep_torrent(acquisition, ih, torrent)
+            except OSError as exc:
+                ledger.service_failed("send", "torrent_dir", "the .torrent folder", "disk", f"cannot keep the .torrent: {exc}")
+                break
+            ledger.save(request)  # `sending`: from here a crash is finished by the next run
             try:
                 outcome = qbittorrent.add_torrent(torrent, ih, request["tags"].split(","))
-            except QBittorrentRejectedError as exc:
-                store.apply([
-                    ("download_requests", _frame([{**request, "status": "failed", "error": str(exc)}], lifecycle.REQUEST_SCHEMA), REQUEST_KEY),
-                    ("failed_attempts", _failure(failed, "send", mid, label, "rejected_by_qbittorrent", str(exc), now, policy), FAILURE_KEY),
-                ])
-                errors.append(f"{label}: {exc}")
+            except (QBittorrentRejectedError, InvalidTorrent) as exc:
+                ledger.release_failed(request, "send", "rejected_by_qbittorrent", str(exc))
+                _forget_torrent(acquisition, ih)
                 continue
             except QBittorrentError as exc:
                 # Whether qBittorrent took it is unknown: the `sending` row stays and the next
                 # run looks the hash up before doing anything else.
-                errors.append(f"qBittorrent failed while adding {label}: {exc}")
-                store.apply([("failed_attempts", _failure(failed, "send", "qbittorrent", "qBittorrent", "qbittorrent_unavailable", str(exc), now, policy), FAILURE_KEY)])
+                ledger.service_failed("send", "qbittorrent", "qBittorrent", "qbittorrent_unavailable", str(exc))
                 break
-            store.apply(
-                [("download_requests", _frame([{**request, "status": "sent"}], lifecycle.REQUEST_SCHEMA), REQUEST_KEY)],
-                statuses=_status(mid, "queued", now),
-            )
-            known_hashes.add(ih)
-            sent.append({**candidate, "book": books[mid], "outcome": outcome.status})
-            context.log.info(f"sent {label} ({outcome.status}): {candidate['title']}")
-    for error in errors:
+            ledger.save({**request, "status": "sent", "adopted": outcome.status == "already_present"}, book_status="queued")
+            _forget_torrent(acquisition, ih)
+            known.add(ih)
+            sent.append({**candidate, "book": books[mid]})
+            context.log.info(f"sent {lifecycle.book_label(books[mid])} ({outcome.status}): {candidate['title']}")
+    for error in ledger.errors:
         context.log.warning(error)
     table = store.read_table("download_requests")
-    return _requests_result(table, profile, sent, held, errors, dry_run=False, finished=finished)
+    return _requests_result(table, profile, sent, held, ledger.errors, dry_run=False, finished=finished)
 
 
 def _limits(options: AcquisitionOptions) -> lifecycle.SendLimits:
     return lifecycle.SendLimits(max_new_per_run=options.max_new_per_run, max_active=options.max_active)
 
 
-def _failure(failed, task, item, book, reason, error, now, policy) -> pl.DataFrame:
-    return lifecycle.record_failure(failed, task=task, item=item, book=book, reason=reason, error=error, now=now, policy=policy)
-
-
-def _finish_interrupted(store, qbittorrent: QBittorrentResource, live, options: AcquisitionOptions, now) -> int:
+def _finish_interrupted(ledger: _Ledger, qbittorrent: QBittorrentResource, live, options: AcquisitionOptions) -> int:
     """Requests left `sending` by a crash: confirmed if qBittorrent has the hash, sent again
-    from the kept .torrent otherwise. Returns how many were finished."""
+    from the kept .torrent otherwise. Returns how many were settled."""
     if live is None:
         return 0
     pending = live.filter(pl.col("status") == "sending")
-    if pending.is_empty():
-        return 0
-    present = {t.info_hash for t in qbittorrent.torrents()}
     for request in pending.iter_rows(named=True):
         ih = request["info_hash"]
-        if ih not in present:
+        adopted = False
+        if qbittorrent.find(ih) is None:
             kept = _kept_torrent(options, ih)
-            try:
-                if kept is None:
-                    raise QBittorrentRejectedError("interrupted before qBittorrent had it, and the kept .torrent is gone")
-                qbittorrent.add_torrent(kept, ih, request["tags"].split(","))
-            except (QBittorrentRejectedError, InvalidTorrent) as exc:
-                store.apply([("download_requests", _frame([{**request, "status": "failed", "updated_at": now, "error": str(exc)}], lifecycle.REQUEST_SCHEMA), REQUEST_KEY)])
+            if kept is None:
+                ledger.release_failed(request, "send", "interrupted", "interrupted before qBittorrent had it, and the kept .torrent is gone")
                 continue
-        store.apply(
-            [("download_requests", _frame([{**request, "status": "sent", "updated_at": now}], lifecycle.REQUEST_SCHEMA), REQUEST_KEY)],
-            statuses=_status(request["missing_id"], "queued", now),
-        )
+            try:
+                adopted = qbittorrent.add_torrent(kept, ih, request["tags"].split(",")).status == "already_present"
+            except (QBittorrentRejectedError, InvalidTorrent) as exc:
+                ledger.release_failed(request, "send", "rejected_by_qbittorrent", str(exc))
+                _forget_torrent(options, ih)
+                continue
+        ledger.save({**request, "status": "sent", "adopted": adopted}, book_status="queued")
+        _forget_torrent(options, ih)
     return pending.height
 
 
@@ -342,7 +390,7 @@ def _requests_result(table, profile, plan, held, errors, *, dry_run: bool, finis
             "this_run": MetadataValue.md(markdown_table(planned)),
             "not_sent": MetadataValue.md(counts_table(held)),
             "by_status": MetadataValue.md(counts_table(by_status, key="status")),
-            "interrupted_sends_finished": finished,
+            "interrupted_sends_settled": finished,
             "errors": lines_md(errors),
         }
     )
@@ -363,20 +411,13 @@ IMPORTED_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-class _ReleaseUnusable(Exception):
-    """The download itself is wrong (not audio, unsafe names, wrong runtime): try another release."""
+class _ImportProblem(Exception):
+    """Why a finished download was not imported; `retry`: the same download is tried again
+    (disk full, ABS away), else the release is unusable (not audio, unsafe names)."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, *, retry: bool) -> None:
         super().__init__(message)
-        self.reason = reason
-
-
-class _TryLater(Exception):
-    """The import could not finish now (disk full, ABS away); the same download is retried."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+        self.reason, self.retry = reason, retry
 
 
 @asset(group_name="acquisition", deps=[download_requests], pool=WAREHOUSE_POOL, kinds={"duckdb", "qbittorrent"})
@@ -394,107 +435,88 @@ def imported_books(
     keeps seeding, or copy), scanned into ABS and given the wanted book's metadata."""
     store = warehouse.get()
     now = _now()
-    policy = _policy(acquisition)
     requests = store.read_optional("download_requests")
+    existing = store.read_optional("imported_books")
+    if existing is None:
+        store.write_table("imported_books", existing := _frame([], IMPORTED_SCHEMA))
     if acquisition.dry_run or requests is None:
-        table = store.read_optional("imported_books")
-        table = table if table is not None else _frame([], IMPORTED_SCHEMA)
-        return MaterializeResult(metadata={**table_metadata(table, profile), "mode": "dry run: nothing was sent, nothing to import"})
+        return MaterializeResult(metadata={**table_metadata(existing, profile), "mode": "dry run: nothing was sent, nothing to import"})
+    ledger = _Ledger(store, _policy(acquisition), now)
+    repairs = lifecycle.status_repairs(store.read_table("missing_books"), requests, now)
+    if not repairs.is_empty():
+        store.apply(statuses=("missing_books", repairs))
     try:
-        torrents = {t.info_hash: t for t in qbittorrent.torrents()}
+        torrents = {t.info_hash: t for t in qbittorrent.torrents(tag=lifecycle.PROJECT_TAG)}
     except QBittorrentError as exc:
         raise Failure(description=f"cannot read the downloads from qBittorrent: {exc}") from None
     observed = {
         h: lifecycle.Observed(h, t.progress, t.state, t.added_on, t.completion_on, t.last_activity) for h, t in torrents.items()
     }
     counts: dict[str, int] = {}
-
-    def count(what: str) -> None:
-        counts[what] = counts.get(what, 0) + 1
-
     updates = lifecycle.progress_updates(requests, observed, now)
     if not updates.is_empty():
         moving = updates.select("missing_id", status=pl.lit("downloading"), updated_at=pl.lit(now))
         store.apply([("download_requests", updates, REQUEST_KEY)], statuses=("missing_books", moving))
-        for status, n in updates["status"].value_counts().iter_rows():
-            counts[f"now {status}"] = n
+        counts.update({f"now {status}": n for status, n in updates["status"].value_counts().iter_rows()})
 
-    errors: list[str] = []
-    failed = store.read_optional("failed_attempts")
     active = store.read_table("download_requests").filter(pl.col("status").is_in(["sent", "downloading"]))
     for request in active.iter_rows(named=True):
         seen = observed.get(request["info_hash"])
-        reason = "removed from qBittorrent" if seen is None else lifecycle.stalled_reason(seen, now.timestamp(), acquisition.stall_after_s)
-        if reason is None:
-            continue
-        if seen is not None:
-            try:
-                qbittorrent.remove(request["info_hash"], delete_files=True)
-            except QBittorrentError as exc:
-                errors.append(f"{request['book']}: stalled, but qBittorrent did not remove it ({exc}); tried again next run")
+        try:
+            if seen is None and qbittorrent.find(request["info_hash"]) is not None:
+                continue  # there, without our tag (a user edit): not ours to judge
+            reason = "removed from qBittorrent" if seen is None else lifecycle.stalled_reason(seen, now.timestamp(), acquisition.stall_after_s)
+            if reason is None:
                 continue
-        failed = _give_up(store, failed, request, "download", "stalled" if seen else "removed", reason, now, policy)
-        count("stalled or removed")
+            if seen is not None:
+                qbittorrent.remove(request["info_hash"], delete_files=not request["adopted"])
+        except QBittorrentError as exc:
+            ledger.errors.append(f"{request['book']}: could not check or remove its download ({exc}); tried again next run")
+            continue
+        ledger.release_failed(request, "download", "stalled" if seen else "removed", reason)
+        counts["stalled or removed"] = counts.get("stalled or removed", 0) + 1
         context.log.warning(f"{request['book']}: {reason}; the next release will be tried")
 
     imported = []
     completed = store.read_table("download_requests").filter(pl.col("status") == "completed")
     library = _library_target(abs_client, acquisition) if not completed.is_empty() else None
     for request in completed.iter_rows(named=True):
-        torrent = torrents.get(request["info_hash"])
         try:
-            if torrent is None:
-                raise _TryLater("torrent_gone", "the torrent is no longer in qBittorrent")
-            row = _import(request, torrent, qbittorrent, abs_client, acquisition, library, now)
-        except _ReleaseUnusable as exc:
-            failed = _give_up(store, failed, request, "import", exc.reason, str(exc), now, policy)
-            errors.append(f"{request['book']}: {exc}")
-            count(f"unusable: {exc.reason}")
-            continue
-        except _TryLater as exc:
-            store.apply([("failed_attempts", _failure(failed, "import", request["info_hash"], request["book"], exc.reason, str(exc), now, policy), FAILURE_KEY)])
-            failed = store.read_optional("failed_attempts")
-            errors.append(f"{request['book']}: {exc} (will retry)")
-            count(f"retry later: {exc.reason}")
+            row = _import(request, torrents.get(request["info_hash"]), qbittorrent, abs_client, acquisition, library, now)
+        except _ImportProblem as exc:
+            if exc.retry:
+                ledger.service_failed("import", request["info_hash"], request["book"], exc.reason, f"{exc} (tried again next run)")
+            else:
+                ledger.release_failed(request, "import", exc.reason, str(exc))
+            key = f"{'retry later' if exc.retry else 'unusable'}: {exc.reason}"
+            counts[key] = counts.get(key, 0) + 1
             continue
         store.apply(
             [
                 ("imported_books", _frame([row], IMPORTED_SCHEMA), ("info_hash",)),
-                ("download_requests", _frame([{**request, "status": "imported", "updated_at": now}], lifecycle.REQUEST_SCHEMA), REQUEST_KEY),
+                ("download_requests", _requests([{**request, "status": "imported", "updated_at": now}]), REQUEST_KEY),
             ],
-            statuses=_status(request["missing_id"], "completed", now),
+            statuses=_statuses([(request["missing_id"], "completed")], now),
         )
         imported.append(row)
-        count("imported")
+        counts["imported"] = counts.get("imported", 0) + 1
         context.log.info(f"imported {request['book']} into ABS as {row['abs_path']} ({row['method']})")
-    for error in errors:
+    for error in ledger.errors:
         context.log.warning(error)
-    table = store.read_optional("imported_books")
-    table = table if table is not None else _frame([], IMPORTED_SCHEMA)
+    table = store.read_table("imported_books")
     return MaterializeResult(
         metadata={
             **table_metadata(table, profile, ["book", "abs_path", "method", "files", "duration_s", "imported_at"]),
             "imported_this_run": len(imported),
             "downloads_in_qbittorrent": len(torrents),
             "this_run": MetadataValue.md(counts_table(counts, key="event")),
-            "errors": lines_md(errors),
+            "errors": lines_md(ledger.errors),
         }
     )
 
 
-def _give_up(store, failed, request: dict, task: str, reason: str, error: str, now, policy) -> pl.DataFrame | None:
-    """This release failed: the request is `failed`, the failure counted, and the book goes
-    back to `identified` (the next release after a backoff) or `failed` when attempts are used up."""
-    failure = _failure(failed, task, request["missing_id"], request["book"], reason, error, now, policy)
-    used = lifecycle.book_failures(pl.concat([f for f in (failed, failure) if f is not None]).unique(FAILURE_KEY, keep="last")).get(request["missing_id"], (0, None))[0]
-    store.apply(
-        [
-            ("download_requests", _frame([{**request, "status": "failed", "updated_at": now, "error": error}], lifecycle.REQUEST_SCHEMA), REQUEST_KEY),
-            ("failed_attempts", failure, FAILURE_KEY),
-        ],
-        statuses=_status(request["missing_id"], "failed" if used >= policy.max_attempts else "identified", now),
-    )
-    return store.read_optional("failed_attempts")
+def _frame(rows: list[dict], schema: dict) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=schema)
 
 
 def _library_target(abs_client: AudiobookshelfResource, options: AcquisitionOptions) -> tuple[str, str]:
@@ -512,43 +534,62 @@ def _library_target(abs_client: AudiobookshelfResource, options: AcquisitionOpti
     return library["id"], folder.rstrip("/")
 
 
-def _import(request: dict, torrent, qbittorrent: QBittorrentResource, abs_client: AudiobookshelfResource, options: AcquisitionOptions, library: tuple[str, str], now) -> dict:
+_KEEP = AUDIO_EXTENSIONS | {"jpg", "jpeg", "png"}  # the book and its cover
+_BUSY_STATES = {"moving", "checkingUP", "checkingDL", "checkingResumeData"}
+
+
+def _book_folder(request: dict) -> PurePosixPath:
     try:
-        files = qbittorrent.files(request["info_hash"])
-        names = [(name, safe_relative(name)) for name, _size in files]
+        return book_folder(request["author"] or "Unknown Author", request["series"], request["position_label"],
+                           request["title"] or request["release_title"])
+    except UnsafeName:  # a name of nothing but unsafe characters: the id still names it
+        return PurePosixPath("Unknown Author", request["missing_id"])
+
+
+def _import(request: dict, torrent, qbittorrent: QBittorrentResource, abs_client: AudiobookshelfResource,
+            options: AcquisitionOptions, library: tuple[str, str], now) -> dict:
+    if torrent is None:
+        raise _ImportProblem("torrent_removed", "the finished torrent was removed from qBittorrent before its import", retry=False)
+    if torrent.state in _BUSY_STATES:
+        raise _ImportProblem("qbittorrent_busy", f"qBittorrent is {torrent.state} the files", retry=True)
+    try:
+        names = [(name, safe_relative(name)) for name, _size in qbittorrent.files(request["info_hash"])]
     except UnsafeName as exc:
-        raise _ReleaseUnusable("unsafe_name", f"the torrent names a file unsafely: {exc}") from None
+        raise _ImportProblem("unsafe_name", f"the torrent names a file unsafely: {exc}", retry=False) from None
     except QBittorrentError as exc:
-        raise _TryLater("qbittorrent_unavailable", str(exc)) from None
+        raise _ImportProblem("qbittorrent_unavailable", str(exc), retry=True) from None
     base = Path(options.local_path(torrent.save_path))
-    keep = [(base / name, rel) for name, rel in names if rel.suffix.lower().lstrip(".") in AUDIO_EXTENSIONS | {"jpg", "jpeg", "png"}]
+    keep = [(base / name, rel) for name, rel in names if rel.suffix.lower().lstrip(".") in _KEEP]
+    if any(not source.is_file() for source, _ in keep):
+        raise _ImportProblem("files_not_found", f"the downloaded files are not under {base} on this machine "
+                             "(is MAMCRAWLER_DOWNLOAD_PATH_MAP right?)", retry=True)
     audio = [src for src, rel in keep if rel.suffix.lower().lstrip(".") in AUDIO_EXTENSIONS]
     check = check_audio(audio, request["expected_duration_s"], tolerance=options.duration_tolerance)
     if not check.ok:
-        raise _ReleaseUnusable("not_audio" if not audio else "audio_check", check.reason or "audio check failed")
+        raise _ImportProblem("not_audio" if not audio else "audio_check", check.reason or "audio check failed", retry=False)
     # The torrent's own top folder is dropped: the book folder is ours.
     tops = {rel.parts[0] for _, rel in keep}
     if len(tops) == 1 and all(len(rel.parts) > 1 for _, rel in keep):
         keep = [(src, rel.relative_to(next(iter(tops)))) for src, rel in keep]
-    folder = book_folder(request["author"] or "Unknown Author", request["series"], request["position_label"], request["title"] or request["release_title"])
+    folder = _book_folder(request)
     try:
         placement = place_files(keep, Path(options.library_dir) / folder)
     except PlacementError as exc:
-        raise _TryLater("placement", str(exc)) from None
+        raise _ImportProblem("placement", str(exc), retry=True) from None
     library_id, abs_folder = library
     abs_path = f"{abs_folder}/{folder.as_posix()}"
     try:
         abs_client.scan_library(library_id)
         if not abs_client.wait_for_scan(library_id):
-            raise _TryLater("abs_scan_timeout", "the ABS library scan did not finish in time")
+            raise _ImportProblem("abs_scan_timeout", "the ABS library scan did not finish in time", retry=True)
         item = abs_client.find_item_by_path(library_id, abs_path)
         if item is None:
-            raise _TryLater("abs_item_missing", f"ABS has no item at {abs_path} after the scan")
+            raise _ImportProblem("abs_item_missing", f"ABS has no item at {abs_path} after the scan", retry=True)
         body = plan_import_metadata(request, item["media"]["metadata"])
         if body:
             abs_client.update_media(item["id"], body)
     except AbsError as exc:
-        raise _TryLater("abs_unavailable", str(exc)) from None
+        raise _ImportProblem("abs_unavailable", str(exc), retry=True) from None
     return {
         "missing_id": request["missing_id"], "info_hash": request["info_hash"], "book": request["book"],
         "abs_item_id": item["id"], "abs_path": abs_path, "method": placement.method, "files": len(placement.files),

@@ -60,7 +60,7 @@ def every_row_has_a_title_or_says_why(warehouse: WarehouseResource) -> AssetChec
 @asset_check(asset="download_requests", blocking=True, pool=WAREHOUSE_POOL)
 def no_info_hash_requested_twice(warehouse: WarehouseResource) -> AssetCheckResult:
     """One torrent is sent for one book once: a retry, a restart or a second book never re-adds it."""
-    hashes = warehouse.get().read_table("download_requests").drop_nulls("info_hash")
+    hashes = warehouse.get().read_table("download_requests").filter(pl.col("status") != "would_send").drop_nulls("info_hash")
     repeated = hashes.group_by("info_hash").agg(pl.col("book").unique().str.join(" / ")).filter(
         pl.col("info_hash").is_in(hashes.filter(pl.col("info_hash").is_duplicated())["info_hash"].to_list())
     )

@@ -54,6 +54,7 @@ REQUEST_SCHEMA: dict[str, pl.DataType] = {
     "updated_at": pl.Datetime("us", "UTC"),
     "completed_at": pl.Datetime("us", "UTC"),
     "progress": pl.Float64,
+    "adopted": pl.Boolean,  # qBittorrent already had this torrent: never delete its files
     "error": pl.Utf8,
 }
 # would_send: dry run. sending: written before qBittorrent is asked, so a crash in between is
@@ -61,12 +62,13 @@ REQUEST_SCHEMA: dict[str, pl.DataType] = {
 # there. imported: in ABS. failed: stalled, rejected or not importable (see `error`).
 REQUEST_STATUSES = ("would_send", "sending", "sent", "downloading", "completed", "imported", "failed")
 ACTIVE = ("sending", "sent", "downloading", "completed")
+IN_CLIENT = ("sent", "downloading", "completed")  # confirmed in qBittorrent
 
 FAILED_ATTEMPTS_SCHEMA: dict[str, pl.DataType] = {
     "task": pl.Utf8,  # search / send / download / import
     "item": pl.Utf8,  # a missing_id, or an info-hash
     "book": pl.Utf8,
-    "reason": pl.Utf8,  # short and stable: "stalled", "not_audio", "qbittorrent_unreachable"
+    "reason": pl.Utf8,  # short and stable: "stalled", "not_audio", "qbittorrent_unavailable"
     "error": pl.Utf8,  # what happened, for a person
     "first_attempt_at": pl.Datetime("us", "UTC"),
     "last_attempt_at": pl.Datetime("us", "UTC"),
@@ -160,7 +162,8 @@ class RetryPolicy:
     backoff_s: float = 6 * 3600  # doubles with every failure of the same book
 
     def next_attempt(self, count: int, now: datetime) -> datetime:
-        return now + timedelta(seconds=self.backoff_s * 2 ** max(0, count - 1))
+        # Capped: a service that stays down for weeks must not push the date out of range.
+        return now + timedelta(seconds=self.backoff_s * 2 ** min(max(0, count - 1), 10))
 
 
 def record_failure(
@@ -173,8 +176,12 @@ def record_failure(
     error: str,
     now: datetime,
     policy: RetryPolicy,
+    attempts: int | None = None,
 ) -> pl.DataFrame:
-    """The `failed_attempts` row for (task, item) after one more failure (to upsert)."""
+    """The `failed_attempts` row for (task, item) after one more failure (to upsert).
+
+    The backoff doubles with `attempts` (a book's failures over every task) when given,
+    else with this row's own count."""
     prior = None
     if failed is not None and not failed.is_empty():
         hit = failed.filter((pl.col("task") == task) & (pl.col("item") == item))
@@ -191,7 +198,7 @@ def record_failure(
                 "first_attempt_at": prior["first_attempt_at"] if prior else now,
                 "last_attempt_at": now,
                 "count": count,
-                "next_attempt_at": policy.next_attempt(count, now),
+                "next_attempt_at": policy.next_attempt(attempts or count, now),
             }
         ],
         schema=FAILED_ATTEMPTS_SCHEMA,
@@ -208,6 +215,30 @@ def book_failures(failed: pl.DataFrame | None) -> dict[str, tuple[int, datetime]
         .agg(pl.col("count").sum(), pl.col("next_attempt_at").max())
     )
     return {item: (count, until) for item, count, until in per_book.iter_rows()}
+
+
+def requested_hashes(requests: pl.DataFrame | None) -> set[str]:
+    """Every info-hash ever sent or tried (failed ones too): none of them is sent again."""
+    if requests is None or requests.is_empty():
+        return set()
+    return set(requests.filter(pl.col("status") != "would_send")["info_hash"].drop_nulls())
+
+
+def next_candidates(candidates: pl.DataFrame | None, requests: pl.DataFrame | None) -> pl.DataFrame:
+    """Per book, the best accepted release that has not failed for it and whose torrent was
+    never requested: the chosen one, or after a failure the next one down the ranking."""
+    if candidates is None or candidates.is_empty():
+        return pl.DataFrame(schema=CANDIDATES_SCHEMA)
+    usable = candidates.filter(pl.col("accepted") & ~pl.col("info_hash").fill_null("").is_in(list(requested_hashes(requests))))
+    if requests is not None and not requests.is_empty():
+        failed = requests.filter(pl.col("status") == "failed").select("missing_id", "indexer", "release_id")
+        usable = usable.join(failed, on=["missing_id", "indexer", "release_id"], how="anti")
+    best = usable.sort("missing_id", "rank").unique("missing_id", keep="first", maintain_order=True)
+    return best.with_columns(
+        choice=pl.when(pl.col("chosen")).then("choice").otherwise(
+            pl.format("next acceptable release after a failed one (rank {})", "rank")
+        )
+    )
 
 
 def failed_releases(requests: pl.DataFrame | None) -> dict[str, set[tuple[str, str]]]:
@@ -308,8 +339,32 @@ def request_row(
         "updated_at": now,
         "completed_at": None,
         "progress": 0.0,
+        "adopted": False,
         "error": None,
     }
+
+
+def status_repairs(missing: pl.DataFrame, requests: pl.DataFrame | None, now: datetime) -> pl.DataFrame:
+    """(missing_id, status, updated_at) for books whose status disagrees with their requests.
+
+    A completeness rebuild that read `missing_books` before a send and wrote it after can
+    put a queued book back to `identified`; this puts each book where its requests say:
+    `queued` or `downloading` while a request is in qBittorrent, `identified` when none is.
+    Ignored, completed and failed books are left alone.
+    """
+    active = pl.DataFrame(schema={"missing_id": pl.Utf8, "want": pl.Utf8})
+    if requests is not None and not requests.is_empty():
+        active = (
+            requests.filter(pl.col("status").is_in(list(IN_CLIENT)))
+            .select("missing_id", want=pl.when(pl.col("status") == "sent").then(pl.lit("queued")).otherwise(pl.lit("downloading")))
+            .unique("missing_id", keep="last")
+        )
+    books = missing.select("missing_id", "status").join(active, on="missing_id", how="left")
+    fix = books.filter(
+        (pl.col("want").is_not_null() & (pl.col("status") != pl.col("want")) & pl.col("status").is_in(["identified", "queued", "downloading"]))
+        | (pl.col("want").is_null() & pl.col("status").is_in(["queued", "downloading"]))
+    )
+    return fix.select("missing_id", status=pl.col("want").fill_null("identified"), updated_at=pl.lit(now, dtype=pl.Datetime("us", "UTC")))
 
 
 # --- what qBittorrent says --------------------------------------------------------------
@@ -328,6 +383,8 @@ class Observed:
 
 
 ERROR_STATES = {"error", "missingFiles"}
+# Waiting in qBittorrent's own queue or paused by the user is not a stall.
+WAITING_STATES = {"queuedDL", "pausedDL", "stoppedDL", "checkingDL", "checkingResumeData", "moving", "allocating"}
 
 
 def stalled_reason(torrent: Observed, now_ts: float, stall_after_s: float) -> str | None:
@@ -340,6 +397,8 @@ def stalled_reason(torrent: Observed, now_ts: float, stall_after_s: float) -> st
         return None
     if torrent.state in ERROR_STATES:
         return f"qBittorrent reports {torrent.state}"
+    if torrent.state in WAITING_STATES:
+        return None
     quiet_since = max(torrent.last_activity or 0, torrent.added_on or 0)
     if quiet_since and now_ts - quiet_since > stall_after_s:
         return f"no progress for {(now_ts - quiet_since) / 3600:.1f} h at {torrent.progress:.0%}"

@@ -33,6 +33,7 @@ from mamcrawler.frames import frame_from_rows
 from mamcrawler.names import author_key, fold, series_key, split_authors, title_key
 from mamcrawler.positions import Position, format_position, parse_position
 from mamcrawler.releases import Release, tagged_bitrate_kbps
+from mamcrawler.torznab_items import public_magnet
 
 TITLE_MIN = 60.0
 AUTHOR_MIN = 60.0
@@ -632,7 +633,7 @@ def candidate_frame(book: WantedBook, ranked: list[ScoredRelease], chosen: Score
                 "chosen": (r.indexer, r.release_id) == chosen_key,
                 "info_hash": r.info_hash,
                 "download_url": r.download_url,
-                "magnet": r.magnet,
+                "magnet": (public_magnet(r.magnet) or None) if r.magnet else None,  # no trackers: they carry passkeys
             }
         )
     return frame_from_rows(rows, RELEASE_CANDIDATE_SCHEMA)

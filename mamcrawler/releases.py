@@ -1,8 +1,10 @@
 """What an indexer offers: one `Release` per torrent, whatever indexer it came from.
 
 MAM rows and Torznab items are parsed into this one shape by their resources, so release
-scoring, the tables and the UI never care where a release was found. Everything here is
-plain data; nothing in a `Release` is secret (Torznab links are stored without `apikey`).
+scoring, the tables and the UI never care where a release was found. Everything but
+`magnet` is safe to store: download links lose their key parameters and an id that could
+carry a passkey is hashed (`torznab_items.public_release_id`); a magnet's trackers may hold
+a passkey, so only its `xt`/`dn` are ever written (`torznab_items.public_magnet`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ _UNITS = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4, "P": 5}
 @dataclass(frozen=True)
 class Release:
     indexer: str  # "mam", or the configured name of a Torznab indexer
-    release_id: str  # MAM torrent id, or the Torznab guid
+    release_id: str  # MAM torrent id, or the Torznab guid (hashed when it could hold a secret)
     title: str
     authors: tuple[str, ...] = ()
     narrators: tuple[str, ...] = ()

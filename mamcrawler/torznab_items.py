@@ -4,24 +4,39 @@ Shapes follow `shared/fixtures/torznab/README.md`: items carry `torznab:attr nam
 (some servers use the `newznab:` prefix for the same thing), `size` is an element in both
 Prowlarr and Jackett (the spec also allows an attr), Jackett writes `files`/`grabs` as
 elements, and Prowlarr renders MAM rows as `<title> by <authors> [<LANG> / <FILETYPE>]`
-plus ` [VIP]`, which must come off before a title can be matched. Links carry the
-server's API key in the query string; it is removed here so no `Release` holds a secret.
+plus ` [VIP]`, which must come off before a title can be matched.
+
+Secrets: links carry the server's API key in the query string, and a Jackett/Cardigann
+definition without a details page uses the tracker's download link (passkey and all) as
+the guid, or the magnet with its `tr=` announce URLs. Query parameters named in
+`SECRET_PARAMS` are removed from stored links, and a guid that may hold a secret becomes a
+short hash (`public_release_id`). A tracker link with its key in the PATH is kept as it is
+(removing it would break the download): such trackers are expected to be proxied by
+Prowlarr/Jackett, whose own links carry only their API key in the query. `Release.magnet`
+keeps the whole magnet, trackers included, to add a magnet-only release; what is stored or
+shown goes through `public_magnet`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
 
 from mamcrawler.releases import Release
 
 MAX_FEED_BYTES = 20 * 1024 * 1024
-# Query parameters that carry a secret in Prowlarr / Jackett / tracker links.
-SECRET_PARAMS = frozenset({"apikey", "jackett_apikey", "passkey"})
+# Query parameters that carry a secret in Prowlarr / Jackett / tracker links (`uid` and `id` are ids).
+SECRET_PARAMS = frozenset({
+    "apikey", "api_key", "jackett_apikey", "passkey", "torrent_pass", "authkey", "rsskey", "pk",
+    "key", "token", "access_token", "auth", "sid",
+})
+MAGNET_PUBLIC_PARAMS = frozenset({"xt", "dn"})  # the info-hash and the display name
 AUDIO_FILETYPES = ("m4b", "mp3", "flac", "m4a")
 
 _MAM_SUFFIX = re.compile(r"^(?P<title>.+) by (?P<authors>[^\[\]]+?) \[(?P<flags>[^\[\]]+)\]$")
@@ -33,6 +48,11 @@ _UNABRIDGED = re.compile(r"\bunabridged\b", re.IGNORECASE)
 _BRACKETS = re.compile(r"\[([^\[\]]+)\]")
 _BTIH = re.compile(r"urn:btih:([0-9a-fA-F]{40})\b")
 _TAGS_HTML = re.compile(r"<[^>]+>")
+_KEY_LIKE = re.compile(r"[A-Za-z0-9]{20,}")  # a passkey or token in a URL path
+_URL_IN_TEXT = re.compile(r"\b(?:https?|udp|wss?)://[^\s\"'<>]+|\bmagnet:\?[^\s\"'<>]*", re.IGNORECASE)
+_SECRET_PAIR = re.compile(
+    r"\b(" + "|".join(sorted(SECRET_PARAMS, key=len, reverse=True)) + r")=[^&\s\"'<>]+", re.IGNORECASE
+)
 _KNOWN_FILETYPES = {*AUDIO_FILETYPES, "aac", "ogg", "opus", "wma", "epub", "mobi", "azw3", "pdf", "cbz", "cbr"}
 
 
@@ -188,7 +208,9 @@ def release_from_item(item: ET.Element, indexer: str) -> Release | str:
     volume = _float(attr("downloadvolumefactor"))
     return Release(
         indexer=indexer,
-        release_id=elements.get("guid") or elements.get("comments") or download_url or magnet or raw_title,
+        release_id=public_release_id(
+            elements.get("guid") or elements.get("comments") or download_url or magnet or raw_title
+        ),
         title=title,
         authors=authors,
         filetype=filetype,
@@ -244,8 +266,79 @@ def strip_secrets(url: str) -> str:
     if not sep:
         return url
     query, hash_sep, fragment = query.partition("#")
-    kept = [p for p in query.split("&") if p and p.split("=", 1)[0].lower() not in SECRET_PARAMS]
+    # "amp;": a feed that escaped its links twice
+    kept = [p for p in query.split("&") if p and p.split("=", 1)[0].lower().removeprefix("amp;") not in SECRET_PARAMS]
     return base + ("?" + "&".join(kept) if kept else "") + hash_sep + fragment
+
+
+def public_release_id(guid: str) -> str:
+    """`guid` as a release id that is safe to store and print.
+
+    Numbers and details links (Prowlarr's `https://www.myanonamouse.net/t/1100101`) stay as
+    they are. A magnet, a link with a query string or user info, or a link with a key-like
+    path segment (20+ letters and digits) may hold a passkey: it becomes `g` + 16 hex digits
+    of its SHA-256, taken after removing `SECRET_PARAMS` (and a magnet's trackers) so that a
+    new API key does not rename every release.
+    """
+    if not _may_hold_secret(guid):
+        return guid
+    stable = (public_magnet(guid) or guid) if guid[:7].lower() == "magnet:" else strip_secrets(guid)
+    return "g" + hashlib.sha256(stable.encode("utf-8")).hexdigest()[:16]
+
+
+def _may_hold_secret(guid: str) -> bool:
+    if guid[:7].lower() == "magnet:" or "?" in guid:
+        return True
+    if "://" not in guid:
+        return False  # a number, an info-hash, a made-up token: not a link that could carry a key
+    try:
+        parts = urlsplit(guid)
+    except ValueError:
+        return True
+    return "@" in parts.netloc or bool(_KEY_LIKE.search(parts.path) or _KEY_LIKE.search(parts.fragment))
+
+
+def public_magnet(magnet: str) -> str:
+    """`magnet` with only its info-hash (`xt`) and display name (`dn`); "" when it has no `xt`.
+
+    Trackers (`tr`, private ones carry the passkey), sources (`xs`, `as`, `ws`) and anything
+    else are dropped. A magnet-only release sent from a stored row therefore reaches
+    qBittorrent without trackers and finds its peers through DHT; that is fine, because only
+    public trackers are magnet-only (private ones always give a .torrent link).
+    """
+    text = magnet.strip()
+    if text[:8].lower() != "magnet:?":
+        return ""
+    query = text[8:].partition("#")[0]
+    kept = [p for p in query.split("&") if p.split("=", 1)[0].split(".", 1)[0].lower() in MAGNET_PUBLIC_PARAMS]
+    if not any(p.split("=", 1)[0].split(".", 1)[0].lower() == "xt" for p in kept):
+        return ""
+    return "magnet:?" + "&".join(kept)
+
+
+def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Text from a server (an error description) made fit for a log line or an exception.
+
+    Every `secrets` value goes, each link keeps only its scheme, host and path (key-like path
+    segments become `***`), magnets their info-hash and name, and `passkey=...`-style pairs
+    lose their value.
+    """
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    text = _URL_IN_TEXT.sub(lambda m: _redact_link(m.group(0)), text)
+    return _SECRET_PAIR.sub(lambda m: f"{m.group(1)}=***", text)
+
+
+def _redact_link(link: str) -> str:
+    if link[:7].lower() == "magnet:":
+        return public_magnet(link) or "magnet:?***"
+    base, _, rest = link.partition("?")
+    base = base.partition("#")[0]
+    scheme, _, location = base.partition("://")
+    host, slash, path = location.partition("/")
+    host = host.rpartition("@")[2]  # user:password@host
+    return f"{scheme}://{host}{slash}{_KEY_LIKE.sub('***', path)}" + ("?***" if rest else "")
 
 
 def _split_names(text: str | None) -> tuple[str, ...]:

@@ -63,24 +63,30 @@ class Warehouse:
             con.close()
 
     def _transaction(
-        self, name: str, frames: dict[str, pl.DataFrame], statements: list[tuple[str, list]], evolve: bool = False
+        self,
+        name: str,
+        frames: dict[str, pl.DataFrame],
+        statements: list[tuple[str, list]],
+        evolve: dict[str, str] | None = None,
     ) -> None:
         """Run `statements` over the registered `frames` in one transaction; roll back on failure.
 
-        `evolve`: columns `_incoming` has and the table lacks are added first (a table
-        written by an older version keeps its rows; their new columns are null).
+        `evolve` (table -> frame alias): columns the frame has and the table lacks are added
+        first (a table written by an older version keeps its rows; their new columns are null).
         """
         with self.connect() as con:
             try:
                 for alias, frame in frames.items():
                     con.register(alias, frame.to_arrow())
                 con.execute("BEGIN TRANSACTION")
-                if evolve and self._exists(con, name):
-                    have = {r[0] for r in con.execute(f'DESCRIBE "{name}"').fetchall()}
-                    for column, column_type, *_ in con.execute("DESCRIBE _incoming").fetchall():
+                for table, alias in (evolve or {}).items():
+                    if not self._exists(con, table):
+                        continue
+                    have = {r[0] for r in con.execute(f'DESCRIBE "{table}"').fetchall()}
+                    for column, column_type, *_ in con.execute(f"DESCRIBE {alias}").fetchall():
                         if column not in have:
                             _check_identifier(column)
-                            con.execute(f'ALTER TABLE "{name}" ADD COLUMN "{column}" {column_type}')
+                            con.execute(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {column_type}')
                 for sql, params in statements:
                     con.execute(sql, params)
                 con.execute("COMMIT")
@@ -121,7 +127,7 @@ class Warehouse:
         if expire_before:
             statements.append((f'DELETE FROM "{name}" WHERE "{expire_before[0]}" < ?', [expire_before[1]]))
         statements.append((f'INSERT INTO "{name}" BY NAME SELECT * FROM _incoming', []))
-        self._transaction(name, {"_incoming": frame}, statements, evolve=True)
+        self._transaction(name, {"_incoming": frame}, statements, evolve={name: "_incoming"})
         return frame.height
 
     def replace_rows(self, name: str, frame: pl.DataFrame, keys: pl.DataFrame) -> int:
@@ -141,7 +147,7 @@ class Warehouse:
                 (f'DELETE FROM "{name}" t USING _keys k WHERE {match}', []),
                 (f'INSERT INTO "{name}" BY NAME SELECT * FROM _incoming', []),
             ],
-            evolve=True,
+            evolve={name: "_incoming"},
         )
         return frame.height
 
@@ -155,12 +161,14 @@ class Warehouse:
         (`(table, frame of key + status + updated_at)`). All of it lands, or none of it."""
         frames: dict[str, pl.DataFrame] = {}
         statements: list[tuple[str, list]] = []
+        evolve: dict[str, str] = {}
         for i, (name, frame, key) in enumerate(upserts):
             _check_identifier(name)
             for column in key:
                 _check_identifier(column)
             alias = f"_upsert_{i}"
             frames[alias] = frame
+            evolve[name] = alias
             match = " AND ".join(f't."{k}" = i."{k}"' for k in key)
             statements += [
                 (f'CREATE TABLE IF NOT EXISTS "{name}" AS SELECT * FROM {alias} LIMIT 0', []),
@@ -179,7 +187,7 @@ class Warehouse:
                 (f'UPDATE "{name}" t SET status = s.status, updated_at = s.updated_at FROM _statuses s WHERE {match}', [])
             )
         if statements:
-            self._transaction(", ".join(n for n, *_ in upserts) or "statuses", frames, statements)
+            self._transaction(", ".join(n for n, *_ in upserts) or "statuses", frames, statements, evolve=evolve)
 
     def read_table(self, name: str, columns: list[str] | None = None) -> pl.DataFrame:
         _check_identifier(name)

@@ -222,5 +222,8 @@ def build_resources(profile: Profile, env: Mapping[str, str] = os.environ) -> di
             password=EnvVar("QBITTORRENT_PASSWORD") if "QBITTORRENT_PASSWORD" in env else "",
             category=env.get("MAMCRAWLER_QBITTORRENT_CATEGORY", "mamcrawler"),
             save_path=env.get("MAMCRAWLER_QBITTORRENT_SAVE_PATH", ""),
+            # Shared by every run and the sensor: a wrong password is tried once an hour, not
+            # once per process, so qBittorrent never bans this machine's IP.
+            login_state_path=str(default_warehouse_path().parent / "qbittorrent_login.json"),
         ),
     }

@@ -95,7 +95,8 @@ class AudiobookshelfResource(ConfigurableResource):
         ) as client:
             yield client
 
-    def _call(self, client: httpx.Client, stats: LibraryFetch, method: str, path: str, **kwargs: Any) -> Any:
+    def _send(self, client: httpx.Client, stats: LibraryFetch, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request with retries; any error status becomes the matching AbsError."""
         what = f"ABS {method} {path}"
 
         def send() -> httpx.Response:
@@ -110,16 +111,23 @@ class AudiobookshelfResource(ConfigurableResource):
             ) from None
         if response.status_code == 401:
             raise AbsAuthError(AUTH_HELP)
+        if response.status_code == 403 and path.endswith("/scan"):
+            raise AbsResponseError(f"{what} answered HTTP 403: the API key's user must be an ABS admin for this")
         if response.status_code == 404 and "/libraries/" in path:
             raise AbsLibraryNotFoundError(f"ABS has no library with the id in {path}")
         if response.status_code == 404 and path.startswith("/api/items/"):
             raise AbsItemNotFoundError(f"ABS has no item at {path}")
         if response.status_code >= 400:
             raise AbsResponseError(f"{what} answered HTTP {response.status_code}: {response.text[:200]}")
+        return response
+
+    def _call(self, client: httpx.Client, stats: LibraryFetch, method: str, path: str, **kwargs: Any) -> Any:
+        """`_send` for endpoints that answer JSON."""
+        response = self._send(client, stats, method, path, **kwargs)
         try:
             return response.json()
         except ValueError:
-            raise AbsResponseError(f"{what} did not answer JSON: {response.text[:200]}") from None
+            raise AbsResponseError(f"ABS {method} {path} did not answer JSON: {response.text[:200]}") from None
 
     def _select_libraries(self, client: httpx.Client, stats: LibraryFetch) -> list[dict[str, Any]]:
         libraries = self._call(client, stats, "GET", "/api/libraries").get("libraries") or []
@@ -200,7 +208,6 @@ class AudiobookshelfResource(ConfigurableResource):
             stats.warnings.append(f"{lib.get('name')}: ABS reported {reported} items but listed {len(ids)}")
         return list(ids)
 
-
     def get_item(self, item_id: str) -> dict[str, Any]:
         """One expanded item as ABS holds it now."""
         with self._client() as client:
@@ -226,39 +233,19 @@ class AudiobookshelfResource(ConfigurableResource):
         with self._client() as client:
             return self._call(client, LibraryFetch(), "GET", "/api/libraries").get("libraries") or []
 
-    def _call_text(self, client: httpx.Client, stats: LibraryFetch, method: str, path: str, **kwargs: Any) -> str:
-        """`_call` for endpoints that answer plain text (the scan trigger answers "OK")."""
-        what = f"ABS {method} {path}"
-
-        def send() -> httpx.Response:
-            stats.requests += 1
-            return client.request(method, path, **kwargs)
-
-        try:
-            response = send_with_retries(send, what, max_retries=self.max_retries, backoff_s=self.backoff_s)
-        except (httpx.TransportError, httpx.TimeoutException) as exc:
-            raise AbsUnreachableError(
-                f"cannot reach ABS at {self.base_url} ({type(exc).__name__}); is ABS_URL right and the server up?"
-            ) from None
-        if response.status_code == 401:
-            raise AbsAuthError(AUTH_HELP)
-        if response.status_code == 403:
-            raise AbsResponseError(f"{what} answered HTTP 403: the API key's user must be an ABS admin for this")
-        if response.status_code == 404 and "/libraries/" in path:
-            raise AbsLibraryNotFoundError(f"ABS has no library with the id in {path}")
-        if response.status_code >= 400:
-            raise AbsResponseError(f"{what} answered HTTP {response.status_code}: {response.text[:200]}")
-        return response.text
-
     def scan_library(self, library_id: str) -> None:
         """Ask ABS to scan a library; ABS answers "OK" at once and scans in the background."""
         with self._client() as client:
-            self._call_text(client, LibraryFetch(), "POST", f"/api/libraries/{library_id}/scan")
+            # ABS answers plain text "OK" here, not JSON.
+            self._send(client, LibraryFetch(), "POST", f"/api/libraries/{library_id}/scan")
 
     def tasks(self) -> list[dict[str, Any]]:
         """Running tasks; ABS drops a task from this list once it has finished."""
         with self._client() as client:
-            return self._call(client, LibraryFetch(), "GET", "/api/tasks").get("tasks") or []
+            return self._tasks(client)
+
+    def _tasks(self, client: httpx.Client) -> list[dict[str, Any]]:
+        return self._call(client, LibraryFetch(), "GET", "/api/tasks").get("tasks") or []
 
     def wait_for_scan(
         self,
@@ -275,10 +262,9 @@ class AudiobookshelfResource(ConfigurableResource):
         deadline = time.monotonic() + timeout_s
         with self._client() as client:
             while True:
-                tasks = self._call(client, LibraryFetch(), "GET", "/api/tasks").get("tasks") or []
                 running = [
                     t
-                    for t in tasks
+                    for t in self._tasks(client)
                     if t.get("action") == "library-scan"
                     and (t.get("data") or {}).get("libraryId") == library_id
                     and not t.get("isFinished")

@@ -8,14 +8,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mamcrawler.releases import Release
-from resources.mam import MamAuthError, MamError, MamResource, MamSession
-from resources.torznab import TorznabError, TorznabResource
+from resources.mam import MamAuthError, MamError, MamResource, MamSession, MamUnreachableError
+from resources.torznab import TorznabAuthError, TorznabError, TorznabResource, TorznabUnreachableError
 
 INDEXERS = ("mam", "torznab")
 
 
 class IndexerAuthError(Exception):
     """An indexer refused our credentials: searching on is pointless until the user acts."""
+
+
+class IndexerUnavailableError(Exception):
+    """The indexer did not answer (down, 5xx, rate limited): the release is not to blame."""
+
+
+class IndexerNotConfiguredError(Exception):
+    """A release from an indexer that is no longer configured."""
 
 
 @dataclass
@@ -30,8 +38,7 @@ class Found:
 class Indexers:
     """The configured indexers for one run (one MAM session, so a rotated cookie is kept)."""
 
-    def __init__(self, names: list[str], mam: MamSession | None, torznab: TorznabResource | None) -> None:
-        self.names = names
+    def __init__(self, mam: MamSession | None, torznab: TorznabResource | None) -> None:
         self.mam = mam
         self.torznab = torznab
 
@@ -74,17 +81,23 @@ class Indexers:
         return found
 
     def fetch(self, candidate: dict[str, Any]) -> bytes | str:
-        """The .torrent (or magnet) of a chosen `release_candidates` row."""
+        """The .torrent (or magnet) of a chosen `release_candidates` row.
+
+        Raises IndexerAuthError / IndexerUnavailableError when the indexer is to blame, and
+        the indexer's own error when this release is (a bad or missing .torrent)."""
         if candidate["indexer"] == "mam":
             if self.mam is None:
-                raise IndexerAuthError("MAM is not configured")
+                raise IndexerNotConfiguredError("MAM is not among MAMCRAWLER_INDEXERS")
             try:
                 return self.mam.download_torrent(candidate["release_id"])
             except MamAuthError as exc:
                 raise IndexerAuthError(str(exc)) from None
+            except MamUnreachableError as exc:
+                raise IndexerUnavailableError(f"mam: {exc}") from None
         if candidate.get("magnet") and not candidate.get("download_url"):
             return candidate["magnet"]
-        assert self.torznab is not None
+        if self.torznab is None or candidate["indexer"] not in {i.name for i in self.torznab.indexers}:
+            raise IndexerNotConfiguredError(f"Torznab indexer {candidate['indexer']!r} is not configured")
         release = Release(
             indexer=candidate["indexer"],
             release_id=candidate["release_id"],
@@ -93,7 +106,12 @@ class Indexers:
             magnet=candidate.get("magnet"),
             info_hash=candidate.get("info_hash"),
         )
-        return self.torznab.download_torrent(release)
+        try:
+            return self.torznab.download_torrent(release)
+        except TorznabAuthError as exc:
+            raise IndexerAuthError(str(exc)) from None
+        except TorznabUnreachableError as exc:
+            raise IndexerUnavailableError(f"{candidate['indexer']}: {exc}") from None
 
 
 def _add(total: dict[str, int], more: dict[str, int]) -> None:
@@ -108,6 +126,6 @@ def open_indexers(names: list[str], mam: MamResource, torznab: TorznabResource) 
         raise ValueError(f"unknown indexer(s) {', '.join(unknown)}; choose from {', '.join(INDEXERS)}")
     if "mam" in names:
         with mam.session() as session:
-            yield Indexers(names, session, torznab if "torznab" in names else None)
+            yield Indexers(session, torznab if "torznab" in names else None)
     else:
-        yield Indexers(names, None, torznab if "torznab" in names else None)
+        yield Indexers(None, torznab if "torznab" in names else None)

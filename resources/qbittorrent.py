@@ -4,21 +4,30 @@ Facts this code relies on (checked against Debian `qbittorrent-nox` 4.5.2):
 - a failed login answers HTTP 200 `Fails.`, which qbittorrent-api raises as `LoginFailed`, a
   subclass of `APIConnectionError`; after the WebUI's failed-login limit (5 by
   default) every request from the IP answers 403 "Your IP address has been banned after too
-  many failed authentication attempts." for `web_ui_ban_duration` (an hour). So a failed
-  login is never retried from this process until `login_cooldown_s` passed;
+  many failed authentication attempts." for `web_ui_ban_duration` (an hour). Every Dagster
+  run is a new process and the sensor asks every minute, so a failed login is remembered in
+  `login_state_path` and the same credentials are not tried again until `login_cooldown_s`
+  passed;
 - adding a torrent that is already there answers `Fails.` (no exception); torrents appear
   asynchronously after `Ok.`, so presence is polled;
-- a category's save path only applies to torrents under automatic torrent management; a
-  category with an empty save path saves into `<default save path>/<category>`.
+- a category's save path only applies to torrents under automatic torrent management, and
+  changing the category of such a torrent moves its files; a category with an empty save
+  path saves into `<default save path>/<category>`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
+import os
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -50,11 +59,12 @@ class QBittorrentTorrentNotFoundError(QBittorrentError):
     """No torrent with this info-hash in qBittorrent (removed by someone?)."""
 
 
-# url -> (monotonic time until which logins are refused, why the last login failed)
-_LOGIN_REFUSED_UNTIL: dict[str, tuple[float, str]] = {}
+# The last failed login per URL when there is no `login_state_path` (the same records as the
+# file): {"credentials": _credentials_key(...), "failed_at": unix time, "reason": FailureReason}.
+_LOGIN_REFUSED_UNTIL: dict[str, dict[str, Any]] = {}
 _LOGIN_LOCK = threading.Lock()
 
-NO_ETA = 8640000  # qBittorrent's "infinity" for eta
+FailureReason = Literal["credentials", "banned", "forbidden"]
 
 
 @dataclass(frozen=True)
@@ -72,7 +82,6 @@ class TorrentState:
     state: str
     progress: float
     size: int
-    downloaded: int
     amount_left: int
     added_on: int
     completion_on: int | None
@@ -81,12 +90,6 @@ class TorrentState:
     save_path: str
     tags: list[str]
     category: str
-    num_seeds: int
-    eta: int | None
-
-    @property
-    def completed(self) -> bool:
-        return self.completion_on is not None or self.progress >= 1.0
 
     @classmethod
     def from_info(cls, info: dict[str, Any]) -> TorrentState:
@@ -94,14 +97,12 @@ class TorrentState:
         completion_on = int(info.get("completion_on") or 0)
         # Never completed shows as -1, 0 or a time before added_on, depending on the version.
         never = completion_on <= 0 or completion_on < added_on
-        eta = int(info.get("eta") or 0)
         return cls(
             info_hash=str(info["hash"]).lower(),
             name=str(info.get("name") or ""),
             state=str(info.get("state") or ""),
             progress=float(info.get("progress") or 0.0),
             size=int(info.get("size") or 0),
-            downloaded=int(info.get("downloaded") or 0),
             amount_left=int(info.get("amount_left") or 0),
             added_on=added_on,
             completion_on=None if never else completion_on,
@@ -110,8 +111,6 @@ class TorrentState:
             save_path=str(info.get("save_path") or ""),
             tags=[tag.strip() for tag in str(info.get("tags") or "").split(",") if tag.strip()],
             category=str(info.get("category") or ""),
-            num_seeds=int(info.get("num_seeds") or 0),
-            eta=None if eta >= NO_ETA or eta < 0 else eta,
         )
 
 
@@ -128,6 +127,34 @@ def _status(exc: Exception) -> str:
     status = getattr(exc, "http_status_code", None)
     response = getattr(exc, "response", None)
     return str(status or getattr(response, "status_code", None) or "error")
+
+
+def _credentials_key(username: str, password: str) -> str:
+    """Tells whether the credentials changed since a failed login without storing them."""
+    return hashlib.sha256(json.dumps([username, password]).encode()).hexdigest()[:16]
+
+
+def _read_login_state(path: Path) -> dict[str, dict[str, Any]]:
+    """The recorded failed logins; a missing or unreadable file records none."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {url: entry for url, entry in data.items() if isinstance(entry, dict)} if isinstance(data, dict) else {}
+
+
+def _write_login_state(path: Path, state: dict[str, dict[str, Any]]) -> None:
+    """Replace the file atomically (a concurrent reader sees the old or the new one), mode 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(state, out, indent=1, sort_keys=True)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def _normalise_hash(value: str) -> str:
@@ -150,9 +177,15 @@ class QBittorrentResource(ConfigurableResource):
     )
     timeout_s: float = 15.0
     login_cooldown_s: float = Field(
-        default=300.0,
+        default=3600.0,
         ge=0,
-        description="After a failed login, no new login to this URL from this process for this long",
+        description="After a failed login, the same credentials are not tried on this URL for this long "
+        "(qBittorrent bans the IP for an hour after 5 failures)",
+    )
+    login_state_path: str = Field(
+        default="",
+        description="JSON file remembering failed logins across processes (runs, sensor ticks); "
+        "empty = only within this process",
     )
     add_confirm_s: float = Field(default=5.0, ge=0, description="How long to wait for an added torrent to appear")
 
@@ -162,36 +195,90 @@ class QBittorrentResource(ConfigurableResource):
     def _where(self) -> str:
         return _safe_url(self.url)
 
-    def _refuse_during_cooldown(self) -> None:
-        with _LOGIN_LOCK:
-            until, reason = _LOGIN_REFUSED_UNTIL.get(self._where, (0.0, ""))
-        left = until - time.monotonic()
-        if left > 0:
-            raise QBittorrentAuthError(
-                f"not logging in to qBittorrent at {self._where}: {reason} Next attempt in {left:.0f}s "
-                "(login_cooldown_s), so repeated failures do not get this IP banned."
-            )
+    @property
+    def _credentials(self) -> str:
+        return _credentials_key(self.username, self.password)
 
-    def _record_login_failure(self, reason: str) -> None:
+    def _recent_failure(self) -> tuple[dict[str, Any], float] | None:
+        """This URL's failed login with these credentials less than `login_cooldown_s` ago, and
+        how long ago it was."""
         with _LOGIN_LOCK:
-            _LOGIN_REFUSED_UNTIL[self._where] = (time.monotonic() + self.login_cooldown_s, reason)
+            entries = [_LOGIN_REFUSED_UNTIL.get(self._where)]
+            if self.login_state_path:
+                entries.append(_read_login_state(Path(self.login_state_path)).get(self._where))
+        now = time.time()
+        for entry in entries:
+            if not entry or entry.get("credentials") != self._credentials:
+                continue
+            try:
+                elapsed = now - float(entry["failed_at"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            # A failure "in the future" means the clock moved back: not trusted.
+            if 0 <= elapsed < self.login_cooldown_s:
+                return entry, elapsed
+        return None
+
+    def _refuse_during_cooldown(self) -> None:
+        if (recent := self._recent_failure()) is None:
+            return
+        failure, elapsed = recent
+        until = datetime.fromtimestamp(float(failure["failed_at"]) + self.login_cooldown_s).astimezone()
+        if failure.get("reason") == "banned":
+            why = f"qBittorrent at {self._where} banned this IP address after too many failed logins"
+        elif failure.get("reason") == "forbidden":
+            why = f"qBittorrent at {self._where} answered 403 to the login"
+        else:
+            why = f"wrong username or password for {self._where}"
+        raise QBittorrentAuthError(
+            f"{why}; not retried until {until.isoformat(timespec='seconds')} or until QBITTORRENT_PASSWORD/USERNAME "
+            f"change. Next attempt in {self.login_cooldown_s - elapsed:.0f}s (login_cooldown_s), so repeated "
+            "failures do not get this IP banned."
+        )
+
+    def _update_login_state(self, entry: dict[str, Any] | None) -> str:
+        """Record (or with None, forget) this URL's failed login; a note when the file could not be written."""
+        with _LOGIN_LOCK:
+            if self.login_state_path:
+                path = Path(self.login_state_path)
+                state = _read_login_state(path)
+                if entry is not None or self._where in state:
+                    if entry is None:
+                        del state[self._where]
+                    else:
+                        state[self._where] = entry
+                    try:
+                        _write_login_state(path, state)
+                    except OSError as exc:
+                        if entry is not None:
+                            _LOGIN_REFUSED_UNTIL[self._where] = entry
+                        return f" (could not record the failed login in {path}: {exc.strerror or type(exc).__name__})"
+            if entry is None:
+                _LOGIN_REFUSED_UNTIL.pop(self._where, None)
+            elif not self.login_state_path:
+                _LOGIN_REFUSED_UNTIL[self._where] = entry
+        return ""
 
     def _login_failed(self, exc: Exception) -> QBittorrentAuthError:
+        reason: FailureReason
         if isinstance(exc, qbittorrentapi.Forbidden403Error) and "banned" in str(exc).lower():
-            reason = (
+            reason = "banned"
+            message = (
                 f"qBittorrent at {self._where} has banned this IP address after too many failed logins "
                 "(WebUI option 'ban client after consecutive failures'; the ban lasts web_ui_ban_duration, "
                 "an hour by default, or until qBittorrent restarts)."
             )
         elif isinstance(exc, qbittorrentapi.Forbidden403Error):
-            reason = f"qBittorrent at {self._where} answered 403 to the login."
+            reason = "forbidden"
+            message = f"qBittorrent at {self._where} answered 403 to the login."
         else:
-            reason = (
+            reason = "credentials"
+            message = (
                 f"qBittorrent at {self._where} rejected the login of user {self.username!r}: "
                 "wrong username or password (QBITTORRENT_USERNAME / QBITTORRENT_PASSWORD)."
             )
-        self._record_login_failure(reason)
-        return QBittorrentAuthError(reason)
+        note = self._update_login_state({"credentials": self._credentials, "failed_at": time.time(), "reason": reason})
+        return QBittorrentAuthError(message + note)
 
     def _unreachable(self, exc: Exception, what: str) -> QBittorrentUnreachableError:
         cause = "timed out" if "timeout" in str(exc).lower() else "connection failed"
@@ -227,8 +314,7 @@ class QBittorrentResource(ConfigurableResource):
             except qbittorrentapi.APIConnectionError as exc:
                 raise self._unreachable(exc, "login") from None
             logged_in = True
-            with _LOGIN_LOCK:
-                _LOGIN_REFUSED_UNTIL.pop(self._where, None)
+            self._update_login_state(None)
             try:
                 yield client
             # qbittorrent-api logs in again by itself when a call answers 403.
@@ -263,13 +349,26 @@ class QBittorrentResource(ConfigurableResource):
         elif (categories[self.category].get("savePath") or "") != self.save_path:
             client.torrents_edit_category(name=self.category, save_path=self.save_path)
 
+    def find(self, info_hash: str) -> TorrentState | None:
+        """The torrent with this info-hash whatever its category and tags; None when qBittorrent
+        does not hold it (ask this before concluding that someone removed a torrent)."""
+        info_hash = _normalise_hash(info_hash)
+        with self._session("find torrent") as client:
+            found = self._find(client, info_hash)
+        return None if found is None else TorrentState.from_info(found)
+
     def _find(self, client: qbittorrentapi.Client, info_hash: str) -> dict[str, Any] | None:
         found = client.torrents_info(torrent_hashes=info_hash)
         return dict(found[0]) if found else None
 
     def add_torrent(self, torrent: bytes | str, info_hash: str, tags: list[str]) -> AddOutcome:
         """Add a .torrent (bytes) or magnet (str), idempotent by info-hash; started, under
-        automatic torrent management so the category's save path applies."""
+        automatic torrent management so the category's save path applies.
+
+        A torrent qBittorrent already holds only gets `tags` ("already_present"). Raises
+        QBittorrentRejectedError when qBittorrent refuses it, and a plain QBittorrentError
+        when it accepted it but does not list it yet (it may still appear).
+        """
         info_hash = _normalise_hash(info_hash)
         if isinstance(torrent, str):
             actual = magnet_info_hash(torrent)
@@ -306,24 +405,24 @@ class QBittorrentResource(ConfigurableResource):
             deadline = time.monotonic() + self.add_confirm_s
             while self._find(client, info_hash) is None:
                 if time.monotonic() >= deadline:
-                    raise QBittorrentRejectedError(
+                    raise QBittorrentError(
                         f"qBittorrent at {self._where} accepted torrent {info_hash} but does not list it "
-                        f"after {self.add_confirm_s:.0f}s"
+                        f"after {self.add_confirm_s:.0f}s (it may still appear)"
                     )
                 time.sleep(0.1)
             return AddOutcome(info_hash, "added")
 
     def _adopt(self, client: qbittorrentapi.Client, existing: dict[str, Any], tags: list[str]) -> None:
-        """Give a torrent that was already there our tags and category."""
+        """Give a torrent that was already there our tags; never our category: under automatic
+        torrent management a new category moves the owner's files."""
         if tags:
             client.torrents_add_tags(tags=tags, torrent_hashes=existing["hash"])
-        if existing.get("category") != self.category:
-            client.torrents_set_category(category=self.category, torrent_hashes=existing["hash"])
 
     def torrents(self, tag: str | None = None) -> list[TorrentState]:
-        """Every torrent in this project's category (optionally only those with `tag`)."""
+        """Every torrent with `tag` whatever its category (adopted torrents keep theirs), or
+        without a tag every torrent in this project's category."""
         with self._session("list torrents") as client:
-            found = client.torrents_info(category=self.category, tag=tag)
+            found = client.torrents_info(tag=tag) if tag else client.torrents_info(category=self.category)
         return [TorrentState.from_info(dict(info)) for info in found]
 
     def files(self, info_hash: str) -> list[tuple[str, int]]:

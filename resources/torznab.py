@@ -7,7 +7,9 @@ an EMPTY body on Prowlarr and a 401 with `<error code="100">` on Jackett, and an
 `<limits max>` per page; links carry the API key (`apikey`, Jackett `jackett_apikey`), which
 is stripped before a `Release` is stored and added back only for the indexer's own host; a
 download of a magnet-only release answers a redirect to the magnet (Prowlarr 301, Jackett 302).
-Errors carry the indexer name, method and path: never the key or a query string.
+Errors carry the indexer name, method and path: never the key or a query string. Text the
+server wrote (error descriptions, which on Jackett can quote a tracker URL with its passkey)
+goes through `redact`; release ids are `public_release_id`s.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from mamcrawler.torznab_items import (
     error_from_feed,
     is_auth_error,
     parse_caps,
+    public_release_id,
+    redact,
     releases_from_feed,
 )
 from resources.http import RETRY_STATUS, retry_after, send_with_retries
@@ -196,7 +200,8 @@ class TorznabResource(ConfigurableResource):
         if not release.download_url:
             if release.magnet:
                 return release.magnet
-            raise TorznabResponseError(f"{indexer.name}: release {release.release_id} has no download link")
+            release_id = public_release_id(release.release_id)
+            raise TorznabResponseError(f"{indexer.name}: release {release_id} has no download link")
         url = release.download_url
         if _same_origin(url, indexer.url):
             url = _with_key(url, indexer.api_key)
@@ -219,9 +224,11 @@ class TorznabResource(ConfigurableResource):
                     return body.decode("utf-8", "replace").strip()
                 if _bencoded(body):
                     return body
-                content_type = response.headers.get("Content-Type") or "no content type"
+                content_type = redact(response.headers.get("Content-Type") or "no content type", (indexer.api_key,))
                 raise TorznabResponseError(f"{what} did not answer a .torrent ({content_type}, {len(body)} bytes)")
-        raise TorznabResponseError(f"{indexer.name}: more than {MAX_REDIRECTS} redirects for {release.release_id}")
+        raise TorznabResponseError(
+            f"{indexer.name}: more than {MAX_REDIRECTS} redirects for {public_release_id(release.release_id)}"
+        )
 
     # --- searching ---------------------------------------------------------------------
     def _search_indexer(
@@ -254,7 +261,9 @@ class TorznabResource(ConfigurableResource):
             try:
                 releases, skipped = releases_from_feed(xml, indexer.name)
             except FeedError as exc:
-                raise TorznabResponseError(f"{what} answered something that is not a Torznab feed: {exc}") from None
+                raise TorznabResponseError(
+                    f"{what} answered something that is not a Torznab feed: {redact(str(exc), (indexer.api_key,))}"
+                ) from None
             for reason, count in skipped.items():
                 found.skip(reason, count)
             items = len(releases) + sum(skipped.values())
@@ -280,7 +289,9 @@ class TorznabResource(ConfigurableResource):
         try:
             caps = parse_caps(xml)
         except FeedError as exc:
-            raise TorznabResponseError(f"{what} t=caps did not answer Torznab caps: {exc}") from None
+            raise TorznabResponseError(
+                f"{what} t=caps did not answer Torznab caps: {redact(str(exc), (indexer.api_key,))}"
+            ) from None
         self._caps[(indexer.name, indexer.url)] = caps
         return caps
 
@@ -321,13 +332,14 @@ class TorznabResource(ConfigurableResource):
     def _raise_for_error(self, indexer: TorznabIndexerConfig, what: str, response: httpx.Response) -> None:
         status = response.status_code
         error = error_from_feed(response.content) if response.content.lstrip()[:1] == b"<" else None
-        detail = f"error {error[0]}: {_scrub(error[1], indexer.api_key)}" if error else f"HTTP {status}"
+        # Jackett puts tracker exceptions in the description, tracker URLs (passkeys) included.
+        detail = f"error {error[0]}: {redact(error[1], (indexer.api_key,))}" if error else f"HTTP {status}"
         if status in (401, 403) or (error and is_auth_error(error[0])):
             raise TorznabAuthError(f"{what} rejected the API key ({detail}); check the API key configured for {indexer.name}")
         if status in RETRY_STATUS or (error and error[0] == 429):
             notes = [detail] if error else []
             if wait := response.headers.get("Retry-After"):
-                notes.append(f"Retry-After: {wait}")
+                notes.append(f"Retry-After: {redact(wait, (indexer.api_key,))}")
             suffix = f" ({'; '.join(notes)})" if notes else ""
             raise TorznabUnreachableError(f"{what} answered HTTP {status}{suffix}")
         if error:
@@ -396,10 +408,6 @@ def _describe(indexer: TorznabIndexerConfig, url: str) -> str:
     if _same_origin(url, indexer.url):
         return f"{indexer.name} GET {urlsplit(url).path or '/'}"
     return f"{indexer.name} GET a link on {urlsplit(url).hostname or 'an unknown host'}"
-
-
-def _scrub(text: str, secret: str) -> str:
-    return text.replace(secret, "***") if secret else text
 
 
 def _bencoded(body: bytes) -> bool:

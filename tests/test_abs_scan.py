@@ -2,10 +2,11 @@
 
 from pathlib import PurePosixPath
 
+import httpx
 import pytest
 
 from mamcrawler.importing import book_folder, place_files
-from resources.audiobookshelf import AbsAuthError, AbsLibraryNotFoundError, AudiobookshelfResource
+from resources.audiobookshelf import AbsAuthError, AbsLibraryNotFoundError, AbsResponseError, AudiobookshelfResource
 from resources.replay.abs import AbsReplay, folder_metadata
 from resources.replay.recorded import load
 from tests.audio import write_test_mp3
@@ -119,6 +120,25 @@ def test_scan_with_a_rejected_key_or_an_unknown_library():
         assert "isActive" in str(err.value) and "wrong-key" not in str(err.value)
         with pytest.raises(AbsLibraryNotFoundError):
             client(url).scan_library("no-such-library")
+
+
+def test_scan_by_a_non_admin_key_says_so():
+    """ABS lets only admins scan; other calls answer 403 for their own reasons."""
+    replay = AbsReplay(token=TOKEN)
+
+    def non_admin(request: httpx.Request) -> httpx.Response:
+        if request.method in ("POST", "PATCH"):
+            return httpx.Response(403, text="Forbidden")
+        return replay(request)
+
+    with serve(non_admin) as url:
+        abs_ = client(url)
+        with pytest.raises(AbsResponseError, match="must be an ABS admin") as err:
+            abs_.scan_library(LIBRARY)
+        assert f"POST /api/libraries/{LIBRARY}/scan" in str(err.value) and TOKEN not in str(err.value)
+        with pytest.raises(AbsResponseError, match="answered HTTP 403: Forbidden"):
+            abs_.update_media("li_x", {"asin": "B0TEST0099"})
+        assert abs_.tasks() == []
 
 
 @pytest.mark.parametrize(

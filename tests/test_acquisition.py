@@ -158,3 +158,49 @@ def test_apply_changes_several_tables_in_one_transaction(tmp_path):
                     statuses=("missing_books", bad))
     assert store.read_table("download_requests")["status"].to_list() == ["sent"]
     assert store.read_table("missing_books")["status"].to_list() == ["queued"]
+
+
+def candidates(*rows: dict) -> pl.DataFrame:
+    base = {k: None for k in lc.CANDIDATES_SCHEMA}
+    return pl.DataFrame([{**base, "indexer": "mam", "accepted": True, "chosen": False, "score": 80.0, **r} for r in rows],
+                        schema=lc.CANDIDATES_SCHEMA)
+
+
+def test_next_candidate_skips_failed_releases_and_requested_torrents():
+    table = candidates(
+        {"missing_id": "m1", "release_id": "a", "rank": 1, "chosen": True, "choice": "best of 3"},
+        {"missing_id": "m1", "release_id": "b", "rank": 2, "info_hash": "hash-b"},
+        {"missing_id": "m1", "release_id": "c", "rank": 3},
+        {"missing_id": "m2", "release_id": "x", "rank": 1, "accepted": False},
+    )
+    assert lc.next_candidates(table, None)[["missing_id", "release_id", "choice"]].rows() == [("m1", "a", "best of 3")]
+    failed_a = {**request("m1", "failed"), "release_id": "a"}
+    requests = pl.DataFrame([failed_a, {**request("m9", "imported"), "info_hash": "hash-b"}], schema=lc.REQUEST_SCHEMA)
+    # "a" failed for m1; "b" is a torrent already requested (for another book): "c" is next.
+    best = lc.next_candidates(table, requests).row(0, named=True)
+    assert best["release_id"] == "c" and best["choice"].startswith("next acceptable release after a failed one")
+    assert lc.requested_hashes(requests) == {"hm1", "hash-b"}
+
+
+def test_status_repairs_put_each_book_where_its_requests_say():
+    books = missing(*({"missing_id": m, "priority": 1, "position": float(i), "status": s}
+                      for i, (m, s) in enumerate([("a", "identified"), ("b", "queued"), ("c", "downloading"), ("d", "ignored"),
+                                                  ("e", "queued")])))
+    requests = pl.DataFrame([request("a", "sent"), request("c", "completed"), request("d", "downloading"),
+                             request("e", "failed")], schema=lc.REQUEST_SCHEMA)
+    repairs = dict(lc.status_repairs(books, requests, NOW).select("missing_id", "status").iter_rows())
+    # a: reverted by a rebuild -> queued again; b and e: nothing in qBittorrent -> identified;
+    # c: already right; d: the user ignored it, left alone.
+    assert repairs == {"a": "queued", "b": "identified", "e": "identified"}
+
+
+def test_backoff_is_capped_and_can_follow_the_book_total():
+    policy = lc.RetryPolicy(backoff_s=60)
+    assert policy.next_attempt(500, NOW) == NOW + timedelta(seconds=60 * 2**10)
+    row = lc.record_failure(None, task="import", item="m1", book="B", reason="x", error="e", now=NOW, policy=policy, attempts=3)
+    assert row["next_attempt_at"][0] == NOW + timedelta(minutes=4)
+
+
+def test_a_download_waiting_in_the_queue_or_paused_is_not_stalled():
+    for state in ("queuedDL", "pausedDL", "checkingResumeData"):
+        assert lc.stalled_reason(observed(state=state, last_activity=0), now_ts=10**9, stall_after_s=1) is None

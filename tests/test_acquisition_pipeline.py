@@ -81,7 +81,12 @@ def test_missing_book_is_found_sent_downloaded_and_imported(tmp_path, monkeypatc
         assert [r.run_key for r in again.run_requests] == [f"import-{world.info_hash}"]
         assert [r.run_key for r in reset.run_requests] == [f"import-{world.info_hash}"]
 
+        # Right after the restart qBittorrent checks its resume data; the import waits for that.
         assert world.run("import_downloads").success
+        if world.table("imported_books").is_empty():
+            assert "qbittorrent_busy" in world.table("failed_attempts")["reason"].to_list()
+            world.wait_for(lambda: all(not t["state"].startswith("checking") for t in world.leecher_torrents()), "the check")
+            assert world.run("import_downloads").success
         imported = world.table("imported_books").row(0, named=True)
         folder = world.library_dir / "Brandon Sanderson" / "The Stormlight Archive" / "Book 3 - Oathbringer"
         assert imported["abs_path"] == "/audiobooks/Brandon Sanderson/The Stormlight Archive/Book 3 - Oathbringer"

@@ -1,6 +1,7 @@
 """QBittorrentResource and torrent helpers against real qbittorrent-nox 4.5.2 instances on loopback."""
 
 import base64
+import json
 import os
 import socket
 import time
@@ -12,6 +13,7 @@ from mamcrawler.torrents import InvalidTorrent, info_hash, magnet_info_hash, mak
 from resources import qbittorrent as qbittorrent_module
 from resources.qbittorrent import (
     QBittorrentAuthError,
+    QBittorrentError,
     QBittorrentRejectedError,
     QBittorrentResource,
     QBittorrentTorrentNotFoundError,
@@ -28,7 +30,7 @@ TAGS = ["mamcrawler", "book:test-0001"]
 
 @pytest.fixture(autouse=True)
 def fresh_login_cooldowns(monkeypatch):
-    """The cooldown table is per process; a later instance may get a port (URL) used before."""
+    """The in-memory cooldown table is per process; a later instance may get a port (URL) used before."""
     monkeypatch.setattr(qbittorrent_module, "_LOGIN_REFUSED_UNTIL", {})
 
 
@@ -165,10 +167,15 @@ def test_adding_the_same_torrent_twice_keeps_one(tmp_path):
         assert raw.torrents_add(torrent_files=torrent) == "Fails."
         assert len(raw.torrents_info()) == 1
 
-        # A torrent added by hand (other category, no tags) is adopted, not added again.
+        # A torrent added by hand (other category) is adopted, not added again; its category
+        # stays, since with automatic torrent management a new one would move its files.
         raw.torrents_set_category(category="", torrent_hashes=digest)
         assert resource.add_torrent(torrent, digest, ["third"]).status == "already_present"
-        assert only(resource, digest).category == "mamcrawler"
+        adopted = resource.find(digest)
+        assert adopted.category == "" and sorted(adopted.tags) == ["first", "second", "third"]
+        assert resource.torrents() == []  # not in our category ...
+        assert [t.info_hash for t in resource.torrents(tag="third")] == [digest]  # ... but found by our tag
+        raw.torrents_set_category(category="mamcrawler", torrent_hashes=digest)
 
         with pytest.raises(InvalidTorrent, match="not the expected"):
             resource.add_torrent(torrent, "0" * 40, [])
@@ -203,6 +210,25 @@ def test_duplicate_answered_fails_is_already_present(tmp_path):
         assert len(qbit.client().torrents_info()) == 1
 
 
+def test_accepted_but_not_listed_is_not_a_rejection(tmp_path):
+    """After `Ok.` the torrent may still appear: the caller must not give up on it."""
+    _folder, torrent = make_audiobook(tmp_path)
+    digest = info_hash(torrent)
+
+    class BlindResource(QBittorrentResource):
+        def _find(self, client, torrent_hash):
+            return None
+
+    with QbitInstance(tmp_path) as qbit:
+        blind = BlindResource(url=qbit.url, username=qbit.username, password=qbit.password, add_confirm_s=0.3)
+        with pytest.raises(QBittorrentError, match=f"accepted torrent {digest} but does not list it") as error:
+            blind.add_torrent(torrent, digest, TAGS)
+        assert not isinstance(error.value, QBittorrentRejectedError)
+        resource = resource_for(qbit)
+        assert wait_for(lambda: resource.find(digest), "the torrent to be listed").category == "mamcrawler"
+        assert resource.find("0" * 40) is None
+
+
 def test_refused_torrent_raises_rejected(tmp_path, monkeypatch):
     # Get garbage past the local check to see what the real server answers (HTTP 415).
     monkeypatch.setattr(qbittorrent_module, "torrent_info_hash", lambda _data: "1" * 40)
@@ -229,12 +255,53 @@ def test_wrong_password_cools_down_without_contacting_the_server(tmp_path):
         # The server is gone: an auth error (not "unreachable") proves no request was sent.
         with pytest.raises(QBittorrentAuthError, match="Next attempt in") as second:
             wrong.torrents()
-        # The cooldown is per URL, whoever asks: the ban it prevents is per IP.
-        with pytest.raises(QBittorrentAuthError):
+        # Other credentials are tried at once.
+        with pytest.raises(QBittorrentUnreachableError):
             resource_for(qbit).torrents()
     for error in (first.value, second.value):
         assert "wrong-Secret-9876" not in str(error)
         assert qbit.password not in str(error)
+
+
+def test_failed_login_is_remembered_across_processes_until_the_credentials_change(tmp_path):
+    state_path = tmp_path / "state" / "qbittorrent-login.json"
+    with QbitInstance(tmp_path) as qbit:
+        with pytest.raises(QBittorrentAuthError, match="wrong username or password"):
+            resource_for(qbit, password="wrong-Secret-9876", login_state_path=str(state_path)).torrents()
+        assert qbittorrent_module._LOGIN_REFUSED_UNTIL == {}  # only the file remembers it
+        assert state_path.stat().st_mode & 0o777 == 0o600
+        [entry] = json.loads(state_path.read_text()).values()
+        assert entry["reason"] == "credentials"
+        assert "wrong-Secret-9876" not in state_path.read_text()
+
+        qbit.stop()
+        # A second process (a new resource reading the same file) does not try the same credentials.
+        with pytest.raises(QBittorrentAuthError, match="not retried until") as refused:
+            resource_for(qbit, password="wrong-Secret-9876", login_state_path=str(state_path)).torrents()
+        message = str(refused.value)
+        assert f"wrong username or password for {qbit.url}" in message
+        assert "QBITTORRENT_PASSWORD/USERNAME change" in message
+        assert "wrong-Secret-9876" not in message and entry["credentials"] not in message
+
+        # A changed password is tried at once (and meets the stopped server).
+        with pytest.raises(QBittorrentUnreachableError):
+            resource_for(qbit, login_state_path=str(state_path)).torrents()
+
+        qbit.start()
+        assert resource_for(qbit, login_state_path=str(state_path)).torrents() == []
+        assert json.loads(state_path.read_text()) == {}  # a successful login forgets the failure
+        with pytest.raises(QBittorrentAuthError, match="rejected the login"):
+            resource_for(qbit, password="wrong-Secret-9876", login_state_path=str(state_path)).torrents()
+
+
+def test_unreadable_login_state_counts_as_no_failure(tmp_path):
+    state_path = tmp_path / "qbittorrent-login.json"
+    state_path.write_text("{not json")
+    with QbitInstance(tmp_path) as qbit:
+        assert resource_for(qbit, login_state_path=str(state_path)).torrents() == []
+        with pytest.raises(QBittorrentAuthError, match="rejected the login"):
+            resource_for(qbit, password="wrong-Secret-9876", login_state_path=str(state_path)).torrents()
+        assert list(json.loads(state_path.read_text())) == [qbit.url]
 
 
 def test_ban_after_failed_logins_is_reported(tmp_path):
@@ -285,7 +352,7 @@ def test_restart_mid_way_keeps_the_torrent_and_its_completion(tmp_path):
         # Right after a restart the torrent is "checkingResumeData" with progress 0;
         # completion_on is already back, so completion must be judged by it.
         after = only(resource, digest)
-        assert after.completion_on == done.completion_on and after.completed
+        assert after.completion_on == done.completion_on
         after = wait_for(lambda: completed(resource, digest), "the resume data check")
         assert after.completion_on == done.completion_on and sorted(after.tags) == sorted(TAGS)
         assert resource.add_torrent(torrent, digest, TAGS).status == "already_present"

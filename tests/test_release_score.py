@@ -436,6 +436,22 @@ def test_candidate_frame_has_the_schema_one_row_per_release_and_the_choice():
     assert candidate_frame(HOBBIT, [], None).schema == pl.Schema(RELEASE_CANDIDATE_SCHEMA)
 
 
+
+def test_candidate_frame_stores_magnets_without_trackers():
+    xt = "urn:btih:" + "ab12" * 10
+    tracker = "http%3A%2F%2Ftracker.example%2Fannounce%3Fpasskey%3DSECRET123"
+    magnet = f"magnet:?xt={xt}&dn=The%20Hobbit&tr={tracker}&xs=http%3A%2F%2Fs.example%2Fx%3Fkey%3DSECRET123"
+    ranked = rank_releases(
+        HOBBIT,
+        [hand("1", "jackett", magnet=magnet), hand("2", "jackett", magnet="magnet:?tr=only-a-tracker"), hand("3")],
+        ReleasePreferences(),
+    )
+    frame = candidate_frame(HOBBIT, ranked, None)
+    magnets = dict(zip(frame["release_id"], frame["magnet"]))
+    assert magnets == {"1": f"magnet:?xt={xt}&dn=The%20Hobbit", "2": None, "3": None}
+    assert "SECRET123" not in str(frame.rows())
+
+
 # --- properties -----------------------------------------------------------------------------
 
 _titles = st.sampled_from(

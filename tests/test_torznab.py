@@ -1,11 +1,14 @@
 """The Torznab resource against the Prowlarr/Jackett replay served on loopback."""
 
 import io
+import logging
+from dataclasses import replace
 
 import httpx
 import pytest
 import torf
 
+from resources.replay.recorded import REPLAY_DIR
 from resources.replay.torznab import PROWLARR_KEY, TorznabReplay
 from resources.torznab import (
     ReplayTorznabResource,
@@ -290,3 +293,61 @@ def test_a_server_that_ignores_offset_does_not_loop():
         result = resource(indexer(url, MAM)).search("anything")
     assert len(result.releases) == 100 and result.skipped == {"duplicate": 100}
     assert len(searches(spy)) == 2 and not result.truncated
+
+
+PASSKEY = "SECRET123"
+
+
+def cardigann_indexer(tracker: str):
+    """A Jackett/Cardigann indexer without details pages: guids are tracker links with the passkey,
+    and its `/err/api` endpoint quotes a tracker URL (and the API key) in its error description."""
+    caps = (REPLAY_DIR / "torznab" / "caps_book_indexer.xml").read_text(encoding="utf-8")
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        params = request.url.params
+        if params.get("apikey") != KEY:
+            description = f"Invalid API Key {params.get('apikey')} for {tracker}/rss.php?passkey={PASSKEY}"
+            return httpx.Response(401, text=f'<error code="100" description="{description}" />')
+        if len(calls) == 1:
+            return httpx.Response(503, headers={"Retry-After": "0"}, text=f"{tracker}/?passkey={PASSKEY} is down")
+        if request.url.path == "/err/api":
+            description = f"Exception (tracker): GET {tracker}/rss.php?apikey={KEY}&amp;passkey={PASSKEY} failed"
+            return httpx.Response(200, text=f'<error code="900" description="{description}" />')
+        if params.get("t") == "caps":
+            return httpx.Response(200, text=caps)
+        link = f"{tracker}/download.php?id=7&amp;passkey={PASSKEY}"
+        item = f"<item><title>The Hobbit [M4B]</title><guid>{link}</guid><link>{link}</link><size>5</size></item>"
+        return httpx.Response(200, text=f"<rss><channel>{item}</channel></rss>")
+
+    return handler
+
+
+def test_no_key_or_passkey_reaches_releases_errors_exceptions_or_logs(caplog):
+    caplog.set_level(logging.DEBUG)
+    tracker_calls = []
+
+    def tracker(request: httpx.Request) -> httpx.Response:
+        tracker_calls.append(str(request.url))
+        return httpx.Response(403, text=f"passkey={PASSKEY} is not valid; {KEY}")
+
+    with serve(tracker) as tracker_url, serve(cardigann_indexer(tracker_url)) as url:
+        torznab = resource(
+            indexer(url, "/ok/api", "ok"), indexer(url, "/err/api", "err"), indexer(url, "/ok/api", "bad", key="NOPE-2"),
+        )
+        result = torznab.search("The Hobbit")
+        (release,) = result.releases
+        with pytest.raises(TorznabAuthError) as download_error:
+            torznab.download_torrent(release)
+        with pytest.raises(TorznabResponseError) as no_link_error:
+            torznab.download_torrent(replace(release, download_url=None, magnet=None))
+    assert release.release_id.startswith("g") and release.download_url == f"{tracker_url}/download.php?id=7"
+    assert tracker_calls == [f"{tracker_url}/download.php?id=7"]  # the stored link went out as stored
+    assert set(result.errors) == {"err", "bad"}
+    assert "error 900: Exception (tracker): GET http://127.0.0.1:" in result.errors["err"]
+    assert "rejected the API key" in result.errors["bad"]
+    texts = [repr(result), str(download_error.value), str(no_link_error.value), caplog.text]
+    for text in texts:
+        assert PASSKEY not in text and KEY not in text and "NOPE-2" not in text
+    assert "retry 1/1" in caplog.text  # the 503 was logged, by method and path

@@ -11,6 +11,9 @@ from mamcrawler.torznab_items import (
     error_from_feed,
     is_auth_error,
     parse_caps,
+    public_magnet,
+    public_release_id,
+    redact,
     releases_from_feed,
     split_mam_title,
     strip_secrets,
@@ -207,3 +210,99 @@ def test_strip_secrets_keeps_the_rest_byte_for_byte():
     assert strip_secrets("http://h/t?APIKEY=K&passkey=P") == "http://h/t"
     assert strip_secrets("http://h/t?myapikey=1#frag") == "http://h/t?myapikey=1#frag"
     assert strip_secrets("http://h/t") == "http://h/t"
+
+
+def test_strip_secrets_knows_the_tracker_key_names_but_not_ids():
+    for name in ("torrent_pass", "authkey", "rsskey", "pk", "passkey", "apikey", "jackett_apikey", "api_key",
+                 "key", "token", "access_token", "auth", "sid"):
+        assert strip_secrets(f"http://h/dl.php?id=7&{name}=SECRET123&uid=42") == "http://h/dl.php?id=7&uid=42", name
+    assert strip_secrets("http://h/dl.php?id=7&amp;passkey=SECRET123") == "http://h/dl.php?id=7"  # escaped twice
+    assert strip_secrets("http://h/dl.php?keyword=a&monkey=b") == "http://h/dl.php?keyword=a&monkey=b"
+
+
+PASSKEY_IN_PATH = "SECRET123" * 3  # 27 letters and digits: looks like a key
+
+
+def test_public_release_id_keeps_plain_guids():
+    for guid in (
+        "1100101", "m1", "https://www.myanonamouse.net/t/1100101", "http://127.0.0.1:9117/fake-tracker/details/55502",
+        "8c5b71d209386b53fad5" + "9877bd55702c25893b61",  # a bare info-hash is no link
+    ):
+        assert public_release_id(guid) == guid
+
+
+@pytest.mark.parametrize(
+    "guid",
+    [
+        "https://tracker.example/download.php?id=7&passkey=SECRET123",
+        "https://tracker.example/details.php?id=7",  # any query string
+        f"https://tracker.example/rss/download/7/{PASSKEY_IN_PATH}/book.torrent",
+        "https://user:SECRET123@tracker.example/t/7",
+        "magnet:?xt=urn:btih:" + "ab12" * 10 + "&dn=Book&tr=https%3A%2F%2Ftracker.example%2Fa%3Fpasskey%3DSECRET123",
+    ],
+)
+def test_public_release_id_hashes_guids_that_may_hold_a_key(guid):
+    release_id = public_release_id(guid)
+    assert re.fullmatch(r"g[0-9a-f]{16}", release_id) and public_release_id(guid) == release_id
+    assert "SECRET123" not in release_id
+
+
+def test_public_release_id_survives_a_new_key_and_other_trackers():
+    assert public_release_id("http://h/dl?id=7&passkey=OLD1") == public_release_id("http://h/dl?id=7&passkey=NEW2")
+    assert public_release_id("http://h/dl?id=7&passkey=OLD1") != public_release_id("http://h/dl?id=8&passkey=OLD1")
+    magnet = "magnet:?xt=urn:btih:" + "ab12" * 10 + "&dn=Book"
+    assert public_release_id(magnet + "&tr=udp%3A%2F%2Fa%3A80") == public_release_id(magnet + "&tr=udp%3A%2F%2Fb%3A80")
+
+
+def test_guids_with_keys_become_short_ids_in_releases():
+    tracker = "http%3A%2F%2Ft.example%2Fannounce%3Fpasskey%3DSECRET123"
+    magnet = "magnet:?xt=urn:btih:" + "CD34" * 10 + f"&amp;dn=C&amp;tr={tracker}"
+    releases, _ = releases_from_feed(
+        feed(
+            # Cardigann without a details link: the guid is the tracker's download link
+            "<item><title>A [MP3]</title><guid>https://t.example/download.php?id=7&amp;passkey=SECRET123</guid>"
+            "<link>https://t.example/download.php?id=7&amp;passkey=SECRET123</link></item>",
+            f"<item><title>B [MP3]</title><guid>https://t.example/rss/7/{PASSKEY_IN_PATH}/b.torrent</guid>"
+            "<link>https://t.example/b.torrent</link></item>",
+            f"<item><title>C [MP3]</title><link>{magnet}</link></item>",  # no guid: the magnet would be the id
+            "<item><title>D [MP3]</title><guid>https://www.myanonamouse.net/t/1100101</guid>"
+            "<link>http://h/x</link></item>",
+        ),
+        "x",
+    )
+    by_link, by_path, by_magnet, plain = releases
+    assert by_link.download_url == "https://t.example/download.php?id=7"
+    assert by_link.release_id == public_release_id("https://t.example/download.php?id=7")
+    assert by_path.release_id.startswith("g") and by_magnet.release_id.startswith("g")
+    assert plain.release_id == "https://www.myanonamouse.net/t/1100101"
+    assert all("SECRET123" not in r.release_id for r in releases)
+    assert "SECRET123" not in repr([by_link, by_path])
+    assert "passkey%3DSECRET123" in by_magnet.magnet  # kept in memory: it is what adds a magnet-only release
+
+
+def test_public_magnet_keeps_only_the_hash_and_the_name():
+    xt = "urn:btih:" + "AB12" * 10
+    magnet = (
+        f"magnet:?xt={xt}&dn=The%20Book&tr=http%3A%2F%2Ft.example%2Fannounce%3Fpasskey%3DSECRET123"
+        "&tr.1=udp%3A%2F%2Fo.example%3A80&xs=http%3A%2F%2Fs.example%2Fx.torrent%3Fkey%3DSECRET123"
+        "&as=http%3A%2F%2Fa.example%2Ff&ws=http%3A%2F%2Fw.example%2Ff&x.pe=1.2.3.4%3A6881&kt=book"
+    )
+    assert public_magnet(magnet) == f"magnet:?xt={xt}&dn=The%20Book"
+    numbered = f"xt.1={xt}&xt.2=urn:btmh:1220aa&dn.1=A"
+    assert public_magnet(f"  MAGNET:?tr=x&{numbered}  ") == f"magnet:?{numbered}"
+    assert public_magnet("magnet:?dn=only-a-name&tr=x") == ""
+    assert public_magnet("http://h/dl?xt=urn:btih:x") == "" and public_magnet("") == ""
+
+
+def test_redact_leaves_no_key_in_server_text():
+    text = (
+        "Exception (tracker): GET https://t.example/rss.php?id=1&passkey=SECRET123 failed; "
+        f"retry https://u:SECRET123@t.example/rss/{PASSKEY_IN_PATH}/feed, apikey=FAKE-KEY-9 torrent_pass=SECRET123 "
+        "magnet:?xt=urn:btih:" + "AB12" * 10 + "&tr=http%3A%2F%2Ft%2Fa%3Fpk%3DSECRET123 and FAKE-KEY-9 again"
+    )
+    clean = redact(text, ("FAKE-KEY-9",))
+    assert "SECRET123" not in clean and "FAKE-KEY-9" not in clean
+    assert "GET https://t.example/rss.php?*** failed" in clean and "https://t.example/rss/***/feed" in clean
+    assert "magnet:?xt=urn:btih:AB12" in clean and "torrent_pass=***" in clean
+    assert redact("Invalid API Key") == "Invalid API Key"
+    assert redact("Missing parameter (t)", ("",)) == "Missing parameter (t)"
