@@ -32,7 +32,7 @@ from resources.audiobookshelf import AbsError, AudiobookshelfResource
 from resources.indexers import IndexerAuthError, IndexerNotConfiguredError, IndexerUnavailableError, open_indexers
 from resources.mam import MamError, MamResource
 from resources.profile import ProfileResource
-from resources.qbittorrent import QBittorrentError, QBittorrentRejectedError, QBittorrentResource
+from resources.qbittorrent import QBittorrentAuthError, QBittorrentError, QBittorrentRejectedError, QBittorrentResource
 from resources.settings import AcquisitionOptions
 from resources.torznab import TorznabError, TorznabResource
 from resources.warehouse import WAREHOUSE_POOL, WarehouseResource
@@ -294,10 +294,12 @@ def download_requests(
         qbittorrent.ensure_category()
         finished = _finish_interrupted(ledger, qbittorrent, live, acquisition)
     except QBittorrentError as exc:
-        ledger.service_failed("send", "qbittorrent", "qBittorrent", "qbittorrent_unavailable", str(exc))
+        reason = "qbittorrent_auth" if isinstance(exc, QBittorrentAuthError) else "qbittorrent_unavailable"
+        ledger.service_failed("send", "qbittorrent", "qBittorrent", reason, str(exc))
         raise Failure(description=f"qBittorrent is not available, nothing was sent: {exc}") from None
     known = lifecycle.requested_hashes(live)
     sent: list[dict] = []
+    refused: str | None = None
     with open_indexers(acquisition.indexers, mam, torznab) as indexers:
         for candidate in plan:
             mid = candidate["missing_id"]
@@ -311,6 +313,7 @@ def download_requests(
             except (IndexerAuthError, IndexerUnavailableError) as exc:
                 reason = "indexer_auth" if isinstance(exc, IndexerAuthError) else "indexer_unavailable"
                 ledger.service_failed("send", candidate["indexer"], candidate["indexer"], reason, str(exc))
+                refused = str(exc) if isinstance(exc, IndexerAuthError) else None
                 break  # every further fetch would fail the same way
             except (MamError, TorznabError, InvalidTorrent) as exc:
                 ledger.release_failed(request, "send", "torrent_unavailable", f"{candidate['indexer']} {candidate['release_id']}: {exc}")
@@ -343,7 +346,11 @@ def download_requests(
             context.log.info(f"sent {lifecycle.book_label(books[mid])} ({outcome.status}): {candidate['title']}")
     for error in ledger.errors:
         context.log.warning(error)
-    table = store.read_table("download_requests")
+    table = store.read_optional("download_requests")
+    if table is None:
+        store.write_table("download_requests", table := _requests([]))
+    if refused is not None:
+        raise Failure(description=f"the indexer refused our credentials, sending stopped: {refused}")
     return _requests_result(table, profile, sent, held, ledger.errors, dry_run=False, finished=finished)
 
 
@@ -563,10 +570,9 @@ def _import(request: dict, torrent, qbittorrent: QBittorrentResource, abs_client
     if any(not source.is_file() for source, _ in keep):
         raise _ImportProblem("files_not_found", f"the downloaded files are not under {base} on this machine "
                              "(is MAMCRAWLER_DOWNLOAD_PATH_MAP right?)", retry=True)
-    audio = [src for src, rel in keep if rel.suffix.lower().lstrip(".") in AUDIO_EXTENSIONS]
-    check = check_audio(audio, request["expected_duration_s"], tolerance=options.duration_tolerance)
+    check = check_audio([base / name for name, _ in names], request["expected_duration_s"], tolerance=options.duration_tolerance)
     if not check.ok:
-        raise _ImportProblem("not_audio" if not audio else "audio_check", check.reason or "audio check failed", retry=False)
+        raise _ImportProblem("audio_check" if check.audio_files else "not_audio", check.reason or "audio check failed", retry=False)
     # The torrent's own top folder is dropped: the book folder is ours.
     tops = {rel.parts[0] for _, rel in keep}
     if len(tops) == 1 and all(len(rel.parts) > 1 for _, rel in keep):
