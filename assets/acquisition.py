@@ -1,7 +1,6 @@
 """Group `acquisition`: releases for the missing books, downloads in qBittorrent, imports into ABS."""
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
@@ -19,13 +18,8 @@ from mamcrawler.importing import (
     place_files,
     safe_relative,
 )
-from mamcrawler.release_score import (
-    ReleasePreferences,
-    candidate_frame,
-    choose_release,
-    rank_releases,
-)
-from mamcrawler.torrents import InvalidTorrent, info_hash, magnet_info_hash
+from mamcrawler.release_score import candidate_frame, choose_release, rank_releases
+from mamcrawler.torrents import InvalidTorrent, KeptTorrents, info_hash, magnet_info_hash
 from mamcrawler.warehouse import REPO_ROOT
 from mamcrawler.writeback import plan_import_metadata
 from resources.audiobookshelf import AbsError, AudiobookshelfResource
@@ -44,20 +38,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _preferences(options: AcquisitionOptions, user_is_vip: bool) -> ReleasePreferences:
-    return ReleasePreferences(
-        formats=tuple(options.formats),
-        languages=tuple(options.languages),
-        min_seeders=options.min_seeders,
-        user_is_vip=user_is_vip,
-        allow_abridged=options.allow_abridged,
-        freeleech_only=options.freeleech_only,
-        min_score=options.min_score,
-    )
-
-
-def _policy(options: AcquisitionOptions) -> lifecycle.RetryPolicy:
-    return lifecycle.RetryPolicy(max_attempts=options.max_attempts, backoff_s=options.retry_backoff_s)
 
 
 @asset(group_name="acquisition", deps=["missing_books", "series_catalog"], pool=INDEXER_POOL, kinds={"duckdb", "polars"})
@@ -78,7 +58,7 @@ def release_candidates(
     previous = store.read_optional("release_candidates")
     requests = store.read_optional("download_requests")
     failures = lifecycle.book_failures(store.read_optional("failed_attempts"))
-    policy = _policy(acquisition)
+    policy = acquisition.retry_policy()
     active = set() if requests is None else set(requests.filter(pl.col("status").is_in(list(lifecycle.ACTIVE)))["missing_id"])
     resting = [m for m, (count, until) in failures.items() if count >= policy.max_attempts or (until and until > now)]
     searchable = missing.filter(
@@ -99,7 +79,7 @@ def release_candidates(
     requests_made = truncated = 0
     with open_indexers(acquisition.indexers, mam, torznab) as indexers:
         try:
-            prefs = _preferences(acquisition, indexers.user_is_vip())
+            prefs = acquisition.preferences(indexers.user_is_vip())
             for book in wanted:
                 title, author = lifecycle.search_text(book)
                 found = indexers.search(title, author)
@@ -145,93 +125,6 @@ def release_candidates(
     )
 
 
-REQUEST_KEY = ("missing_id", "attempt")
-FAILURE_KEY = ("task", "item")
-
-
-def _requests(rows: list[dict]) -> pl.DataFrame:
-    return pl.DataFrame(rows, schema=lifecycle.REQUEST_SCHEMA)
-
-
-def _statuses(rows: list[tuple[str, str]], now: datetime) -> tuple[str, pl.DataFrame]:
-    return "missing_books", pl.DataFrame(
-        {"missing_id": [m for m, _ in rows], "status": [s for _, s in rows], "updated_at": [now] * len(rows)},
-        schema={"missing_id": pl.Utf8, "status": pl.Utf8, "updated_at": pl.Datetime("us", "UTC")},
-    )
-
-
-class _Ledger:
-    """Writes each lifecycle step as one transaction: request, failure and book status together."""
-
-    def __init__(self, store, policy: lifecycle.RetryPolicy, now: datetime) -> None:
-        self.store, self.policy, self.now = store, policy, now
-        self.errors: list[str] = []
-
-    @property
-    def failed(self) -> pl.DataFrame | None:
-        return self.store.read_optional("failed_attempts")
-
-    def save(self, request: dict, book_status: str | None = None) -> None:
-        self.store.apply(
-            [("download_requests", _requests([{**request, "updated_at": self.now}]), REQUEST_KEY)],
-            statuses=_statuses([(request["missing_id"], book_status)], self.now) if book_status else None,
-        )
-
-    def release_failed(self, request: dict, task: str, reason: str, error: str) -> None:
-        """This release is no good for this book: the request is `failed`, the failure counts
-        against the book, and the book waits for its next release or is `failed` for good."""
-        failed = self.failed
-        used = lifecycle.book_failures(failed).get(request["missing_id"], (0, None))[0] + 1
-        failure = lifecycle.record_failure(
-            failed, task=task, item=request["missing_id"], book=request["book"], reason=reason, error=error,
-            now=self.now, policy=self.policy, attempts=used,
-        )
-        self.store.apply(
-            [
-                ("download_requests", _requests([{**request, "status": "failed", "updated_at": self.now, "error": error}]), REQUEST_KEY),
-                ("failed_attempts", failure, FAILURE_KEY),
-            ],
-            statuses=_statuses([(request["missing_id"], "failed" if used >= self.policy.max_attempts else "identified")], self.now),
-        )
-        self.errors.append(f"{request['book']}: {error}")
-
-    def service_failed(self, task: str, item: str, label: str, reason: str, error: str) -> None:
-        """A service (qBittorrent, an indexer, ABS, the disk) failed: nothing is held against a book."""
-        failure = lifecycle.record_failure(
-            self.failed, task=task, item=item, book=label, reason=reason, error=error, now=self.now, policy=self.policy
-        )
-        self.store.apply([("failed_attempts", failure, FAILURE_KEY)])
-        self.errors.append(f"{label}: {error}")
-
-
-def _torrent_dir(options: AcquisitionOptions) -> Path:
-    return Path(options.torrent_dir) if options.torrent_dir else REPO_ROOT / "data" / "torrents"
-
-
-def _keep_torrent(options: AcquisitionOptions, ih: str, torrent: bytes | str) -> None:
-    """The .torrent (or magnet) a `sending` request needs if the run dies before qBittorrent
-    has it. Private: a MAM .torrent carries the user's passkey in its announce URL."""
-    directory = _torrent_dir(options)
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = directory / (f"{ih}.torrent" if isinstance(torrent, bytes) else f"{ih}.magnet")
-    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
-        out.write(torrent if isinstance(torrent, bytes) else torrent.encode())
-
-
-def _kept_torrent(options: AcquisitionOptions, ih: str) -> bytes | str | None:
-    directory = _torrent_dir(options)
-    if (directory / f"{ih}.torrent").exists():
-        return (directory / f"{ih}.torrent").read_bytes()
-    if (directory / f"{ih}.magnet").exists():
-        return (directory / f"{ih}.magnet").read_text()
-    return None
-
-
-def _forget_torrent(options: AcquisitionOptions, ih: str) -> None:
-    for suffix in (".torrent", ".magnet"):
-        (_torrent_dir(options) / f"{ih}{suffix}").unlink(missing_ok=True)
-
-
 @asset(group_name="acquisition", deps=[release_candidates, "missing_books"], pool=WAREHOUSE_POOL, kinds={"duckdb", "qbittorrent"})
 def download_requests(
     context: AssetExecutionContext,
@@ -249,14 +142,14 @@ def download_requests(
     After a failed download the next acceptable release of the book is sent, after a backoff."""
     store = warehouse.get()
     now = _now()
-    policy = _policy(acquisition)
+    policy = acquisition.retry_policy()
     missing = store.read_table("missing_books")
     requests = store.read_optional("download_requests")
     live = None if requests is None else requests.filter(pl.col("status") != "would_send")
     books = {r["missing_id"]: r for r in missing.iter_rows(named=True)}
     plan, held = lifecycle.plan_sends(
         lifecycle.next_candidates(store.read_optional("release_candidates"), live), missing, live,
-        lifecycle.book_failures(store.read_optional("failed_attempts")), _limits(acquisition), policy, now,
+        lifecycle.book_failures(store.read_optional("failed_attempts")), acquisition.send_limits(), policy, now,
     )
     runtimes = {
         w.missing_id: w.expected_duration_s
@@ -279,20 +172,21 @@ def download_requests(
                 continue  # two books, one omnibus: it would be sent once
             seen.add(candidate.get("info_hash"))
             rows.append(new_request(candidate, "would_send", candidate.get("info_hash"), 0))
-        table = pl.concat([t for t in (live, _requests(rows)) if t is not None], how="vertical_relaxed")
+        table = pl.concat([t for t in (live, lifecycle.requests_frame(rows)) if t is not None], how="vertical_relaxed")
         store.write_table("download_requests", table.select(list(lifecycle.REQUEST_SCHEMA)))
         context.log.info(f"dry run: {len(rows)} download(s) recorded, nothing sent to qBittorrent")
         return _requests_result(table, profile, [{**c, "book": books[c["missing_id"]]} for c in plan], held, [], dry_run=True)
 
     if requests is not None and requests.height != live.height:
         store.write_table("download_requests", live)  # a dry run's preview is not a request
-    ledger = _Ledger(store, policy, now)
+    ledger = lifecycle.Ledger(store, policy, now)
+    kept = KeptTorrents(Path(acquisition.torrent_dir) if acquisition.torrent_dir else REPO_ROOT / "data" / "torrents")
     try:
         repairs = lifecycle.status_repairs(missing, live, now)
         if not repairs.is_empty():
             store.apply(statuses=("missing_books", repairs))
         qbittorrent.ensure_category()
-        finished = _finish_interrupted(ledger, qbittorrent, live, acquisition)
+        finished = _finish_interrupted(ledger, qbittorrent, live, kept)
     except QBittorrentError as exc:
         reason = "qbittorrent_auth" if isinstance(exc, QBittorrentAuthError) else "qbittorrent_unavailable"
         ledger.service_failed("send", "qbittorrent", "qBittorrent", reason, str(exc))
@@ -323,7 +217,7 @@ def download_requests(
                 continue
             request["info_hash"] = ih
             try:
-                _keep_torrent(acquisition, ih, torrent)
+                kept.keep(ih, torrent)
             except OSError as exc:
                 ledger.service_failed("send", "torrent_dir", "the .torrent folder", "disk", f"cannot keep the .torrent: {exc}")
                 break
@@ -332,7 +226,7 @@ def download_requests(
                 outcome = qbittorrent.add_torrent(torrent, ih, request["tags"].split(","))
             except (QBittorrentRejectedError, InvalidTorrent) as exc:
                 ledger.release_failed(request, "send", "rejected_by_qbittorrent", str(exc))
-                _forget_torrent(acquisition, ih)
+                kept.forget(ih)
                 continue
             except QBittorrentError as exc:
                 # Whether qBittorrent took it is unknown: the `sending` row stays and the next
@@ -340,7 +234,7 @@ def download_requests(
                 ledger.service_failed("send", "qbittorrent", "qBittorrent", "qbittorrent_unavailable", str(exc))
                 break
             ledger.save({**request, "status": "sent", "adopted": outcome.status == "already_present"}, book_status="queued")
-            _forget_torrent(acquisition, ih)
+            kept.forget(ih)
             known.add(ih)
             sent.append({**candidate, "book": books[mid]})
             context.log.info(f"sent {lifecycle.book_label(books[mid])} ({outcome.status}): {candidate['title']}")
@@ -348,17 +242,13 @@ def download_requests(
         context.log.warning(error)
     table = store.read_optional("download_requests")
     if table is None:
-        store.write_table("download_requests", table := _requests([]))
+        store.write_table("download_requests", table := lifecycle.requests_frame([]))
     if refused is not None:
         raise Failure(description=f"the indexer refused our credentials, sending stopped: {refused}")
     return _requests_result(table, profile, sent, held, ledger.errors, dry_run=False, finished=finished)
 
 
-def _limits(options: AcquisitionOptions) -> lifecycle.SendLimits:
-    return lifecycle.SendLimits(max_new_per_run=options.max_new_per_run, max_active=options.max_active)
-
-
-def _finish_interrupted(ledger: _Ledger, qbittorrent: QBittorrentResource, live, options: AcquisitionOptions) -> int:
+def _finish_interrupted(ledger: lifecycle.Ledger, qbittorrent: QBittorrentResource, live, kept: KeptTorrents) -> int:
     """Requests left `sending` by a crash: confirmed if qBittorrent has the hash, sent again
     from the kept .torrent otherwise. Returns how many were settled."""
     if live is None:
@@ -368,18 +258,18 @@ def _finish_interrupted(ledger: _Ledger, qbittorrent: QBittorrentResource, live,
         ih = request["info_hash"]
         adopted = False
         if qbittorrent.find(ih) is None:
-            kept = _kept_torrent(options, ih)
-            if kept is None:
+            torrent = kept.get(ih)
+            if torrent is None:
                 ledger.release_failed(request, "send", "interrupted", "interrupted before qBittorrent had it, and the kept .torrent is gone")
                 continue
             try:
-                adopted = qbittorrent.add_torrent(kept, ih, request["tags"].split(",")).status == "already_present"
+                adopted = qbittorrent.add_torrent(torrent, ih, request["tags"].split(",")).status == "already_present"
             except (QBittorrentRejectedError, InvalidTorrent) as exc:
                 ledger.release_failed(request, "send", "rejected_by_qbittorrent", str(exc))
-                _forget_torrent(options, ih)
+                kept.forget(ih)
                 continue
         ledger.save({**request, "status": "sent", "adopted": adopted}, book_status="queued")
-        _forget_torrent(options, ih)
+        kept.forget(ih)
     return pending.height
 
 
@@ -448,7 +338,7 @@ def imported_books(
         store.write_table("imported_books", existing := _frame([], IMPORTED_SCHEMA))
     if acquisition.dry_run or requests is None:
         return MaterializeResult(metadata={**table_metadata(existing, profile), "mode": "dry run: nothing was sent, nothing to import"})
-    ledger = _Ledger(store, _policy(acquisition), now)
+    ledger = lifecycle.Ledger(store, acquisition.retry_policy(), now)
     repairs = lifecycle.status_repairs(store.read_table("missing_books"), requests, now)
     if not repairs.is_empty():
         store.apply(statuses=("missing_books", repairs))
@@ -463,7 +353,7 @@ def imported_books(
     updates = lifecycle.progress_updates(requests, observed, now)
     if not updates.is_empty():
         moving = updates.select("missing_id", status=pl.lit("downloading"), updated_at=pl.lit(now))
-        store.apply([("download_requests", updates, REQUEST_KEY)], statuses=("missing_books", moving))
+        store.apply([("download_requests", updates, lifecycle.REQUEST_KEY)], statuses=("missing_books", moving))
         counts.update({f"now {status}": n for status, n in updates["status"].value_counts().iter_rows()})
 
     active = store.read_table("download_requests").filter(pl.col("status").is_in(["sent", "downloading"]))
@@ -501,9 +391,9 @@ def imported_books(
         store.apply(
             [
                 ("imported_books", _frame([row], IMPORTED_SCHEMA), ("info_hash",)),
-                ("download_requests", _requests([{**request, "status": "imported", "updated_at": now}]), REQUEST_KEY),
+                ("download_requests", lifecycle.requests_frame([{**request, "status": "imported", "updated_at": now}]), lifecycle.REQUEST_KEY),
             ],
-            statuses=_statuses([(request["missing_id"], "completed")], now),
+            statuses=lifecycle.book_statuses([(request["missing_id"], "completed")], now),
         )
         imported.append(row)
         counts["imported"] = counts.get("imported", 0) + 1

@@ -23,6 +23,7 @@ import polars as pl
 from mamcrawler.gaps import series_memberships
 from mamcrawler.names import display_author
 from mamcrawler.release_score import RELEASE_CANDIDATE_SCHEMA, WantedBook
+from mamcrawler.warehouse import Warehouse
 
 # `release_candidates`: every scored release of the books searched, the choice and its reason.
 CANDIDATES_SCHEMA: dict[str, pl.DataType] = {
@@ -365,6 +366,67 @@ def status_repairs(missing: pl.DataFrame, requests: pl.DataFrame | None, now: da
         | (pl.col("want").is_null() & pl.col("status").is_in(["queued", "downloading"]))
     )
     return fix.select("missing_id", status=pl.col("want").fill_null("identified"), updated_at=pl.lit(now, dtype=pl.Datetime("us", "UTC")))
+
+
+# --- writing the lifecycle ---------------------------------------------------------------
+
+REQUEST_KEY = ("missing_id", "attempt")
+FAILURE_KEY = ("task", "item")
+
+
+def requests_frame(rows: list[dict]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=REQUEST_SCHEMA)
+
+
+def book_statuses(rows: list[tuple[str, str]], now: datetime) -> tuple[str, pl.DataFrame]:
+    return "missing_books", pl.DataFrame(
+        {"missing_id": [m for m, _ in rows], "status": [s for _, s in rows], "updated_at": [now] * len(rows)},
+        schema={"missing_id": pl.Utf8, "status": pl.Utf8, "updated_at": pl.Datetime("us", "UTC")},
+    )
+
+
+class Ledger:
+    """Writes each lifecycle step as one transaction: request, failure and book status together."""
+
+    def __init__(self, store: Warehouse, policy: RetryPolicy, now: datetime) -> None:
+        self.store, self.policy, self.now = store, policy, now
+        self.errors: list[str] = []
+
+    @property
+    def failed(self) -> pl.DataFrame | None:
+        return self.store.read_optional("failed_attempts")
+
+    def save(self, request: dict, book_status: str | None = None) -> None:
+        self.store.apply(
+            [("download_requests", requests_frame([{**request, "updated_at": self.now}]), REQUEST_KEY)],
+            statuses=book_statuses([(request["missing_id"], book_status)], self.now) if book_status else None,
+        )
+
+    def release_failed(self, request: dict, task: str, reason: str, error: str) -> None:
+        """This release is no good for this book: the request is `failed`, the failure counts
+        against the book, and the book waits for its next release or is `failed` for good."""
+        failed = self.failed
+        used = book_failures(failed).get(request["missing_id"], (0, None))[0] + 1
+        failure = record_failure(
+            failed, task=task, item=request["missing_id"], book=request["book"], reason=reason, error=error,
+            now=self.now, policy=self.policy, attempts=used,
+        )
+        self.store.apply(
+            [
+                ("download_requests", requests_frame([{**request, "status": "failed", "updated_at": self.now, "error": error}]), REQUEST_KEY),
+                ("failed_attempts", failure, FAILURE_KEY),
+            ],
+            statuses=book_statuses([(request["missing_id"], "failed" if used >= self.policy.max_attempts else "identified")], self.now),
+        )
+        self.errors.append(f"{request['book']}: {error}")
+
+    def service_failed(self, task: str, item: str, label: str, reason: str, error: str) -> None:
+        """A service (qBittorrent, an indexer, ABS, the disk) failed: nothing is held against a book."""
+        failure = record_failure(
+            self.failed, task=task, item=item, book=label, reason=reason, error=error, now=self.now, policy=self.policy
+        )
+        self.store.apply([("failed_attempts", failure, FAILURE_KEY)])
+        self.errors.append(f"{label}: {error}")
 
 
 # --- what qBittorrent says --------------------------------------------------------------

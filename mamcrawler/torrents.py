@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -96,3 +97,29 @@ def make_torrent(
     )
     torrent.generate()
     return torrent.dump()
+
+
+class KeptTorrents:
+    """The .torrent (or magnet) of each request being sent, until qBittorrent has it, so a run
+    that dies in between can finish the send. Private: a MAM .torrent carries the user's
+    passkey in its announce URL."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def keep(self, info_hash: str, torrent: bytes | str) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = self.directory / (f"{info_hash}.torrent" if isinstance(torrent, bytes) else f"{info_hash}.magnet")
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
+            out.write(torrent if isinstance(torrent, bytes) else torrent.encode())
+
+    def get(self, info_hash: str) -> bytes | str | None:
+        if (path := self.directory / f"{info_hash}.torrent").exists():
+            return path.read_bytes()
+        if (path := self.directory / f"{info_hash}.magnet").exists():
+            return path.read_text()
+        return None
+
+    def forget(self, info_hash: str) -> None:
+        for suffix in (".torrent", ".magnet"):
+            (self.directory / f"{info_hash}{suffix}").unlink(missing_ok=True)

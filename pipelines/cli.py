@@ -1,6 +1,7 @@
 """`mamcrawler`: run the main job, or print the missing books from the warehouse."""
 
 import argparse
+import getpass
 import json
 import os
 import shutil
@@ -236,6 +237,34 @@ def cmd_override(args: argparse.Namespace) -> int:
     return 0
 
 
+def mam_cookie_path() -> Path:
+    """Where the production profile's MamResource keeps its cookie (`pipelines/profiles.py`)."""
+    return default_warehouse_path().parent / "mam_id.cookie"
+
+
+def cmd_mam_login(args: argparse.Namespace) -> int:
+    """Log in with a browser once, keep the cookie where the MAM resource reads it."""
+    from resources.mam import MamResource
+    from resources.mam_login import MamLoginError, login_for_mam_id
+
+    password = os.environ.get("MAM_PASSWORD", "")
+    if not password and sys.stdin.isatty():
+        password = getpass.getpass("MAM password: ")
+    if not password:
+        print("Set MAM_PASSWORD (or run this in a terminal to be asked for it).", file=sys.stderr)
+        return 2
+    base_url = args.url or os.environ.get("MAMCRAWLER_MAM_URL") or "https://www.myanonamouse.net"
+    try:
+        cookie = login_for_mam_id(base_url, args.email, password)
+    except MamLoginError as exc:
+        print(f"MAM login failed: {exc}", file=sys.stderr)
+        return 1
+    path = mam_cookie_path()
+    MamResource(base_url=base_url, mam_id=os.environ.get("MAM_ID", ""), cookie_path=str(path)).save_cookie(cookie)
+    print(f"Logged in; the session cookie is saved in {path} (mode 0600)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mamcrawler", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -263,6 +292,12 @@ def main(argv: list[str] | None = None) -> int:
     override.add_argument("--note", help="why, for your future self")
     override.add_argument("--warehouse", help="DuckDB file (default: MAMCRAWLER_WAREHOUSE or data/warehouse.duckdb)")
     override.set_defaults(func=cmd_override)
+    mam_login = sub.add_parser(
+        "mam-login", help="log in to MyAnonamouse with a browser and keep the mam_id cookie (password: MAM_PASSWORD)"
+    )
+    mam_login.add_argument("--email", required=True, help="the email you log in to MAM with")
+    mam_login.add_argument("--url", help="MAM's address (default: MAMCRAWLER_MAM_URL or https://www.myanonamouse.net)")
+    mam_login.set_defaults(func=cmd_mam_login)
     args = parser.parse_args(argv)
     if args.command == "override" and args.action != "list" and not (args.kind and args.target):
         parser.error("override add/remove needs KIND and TARGET")

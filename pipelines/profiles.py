@@ -138,7 +138,7 @@ def torznab_indexers(env: Mapping[str, str]) -> list[TorznabIndexerConfig]:
 
 
 def acquisition_options(env: Mapping[str, str], demo: bool) -> AcquisitionOptions:
-    default_indexers = ["mam"] if demo or "MAM_ID" in env else []
+    default_indexers = ["mam"] if demo or "MAM_ID" in env or (default_warehouse_path().parent / "mam_id.cookie").exists() else []
     if demo or "MAMCRAWLER_TORZNAB" in env:
         default_indexers.append("torznab")
     return AcquisitionOptions(

@@ -3,7 +3,9 @@
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from mamcrawler.acquisition import RetryPolicy, SendLimits
 from mamcrawler.completeness import CompletenessSettings
+from mamcrawler.release_score import ReleasePreferences
 
 
 class CompletenessOptions(ConfigurableResource):
@@ -40,6 +42,19 @@ class AcquisitionOptions(ConfigurableResource):
     download_path_map: str = Field(default="", description="qbittorrent_prefix=local_prefix when qBittorrent sees other paths")
     duration_tolerance: float = Field(default=0.15, ge=0, description="Allowed runtime difference, as a fraction")
     torrent_dir: str = Field(default="", description="Where fetched .torrent files are kept; default data/torrents")
+
+    def preferences(self, user_is_vip: bool) -> ReleasePreferences:
+        return ReleasePreferences(
+            formats=tuple(self.formats), languages=tuple(self.languages), min_seeders=self.min_seeders,
+            user_is_vip=user_is_vip, allow_abridged=self.allow_abridged, freeleech_only=self.freeleech_only,
+            min_score=self.min_score,
+        )
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(max_attempts=self.max_attempts, backoff_s=self.retry_backoff_s)
+
+    def send_limits(self) -> SendLimits:
+        return SendLimits(max_new_per_run=self.max_new_per_run, max_active=self.max_active)
 
     def local_path(self, qbittorrent_path: str) -> str:
         """A path qBittorrent reports, as this machine sees it."""

@@ -204,3 +204,20 @@ def test_backoff_is_capped_and_can_follow_the_book_total():
 def test_a_download_waiting_in_the_queue_or_paused_is_not_stalled():
     for state in ("queuedDL", "pausedDL", "checkingResumeData"):
         assert lc.stalled_reason(observed(state=state, last_activity=0), now_ts=10**9, stall_after_s=1) is None
+
+
+def test_ledger_counts_a_failed_release_against_the_book_until_it_is_failed(tmp_path):
+    store = Warehouse(tmp_path / "w.duckdb")
+    store.write_table("missing_books", missing({"missing_id": "m1", "priority": 1, "position": 1.0, "status": "queued"}))
+    ledger = lc.Ledger(store, lc.RetryPolicy(max_attempts=2, backoff_s=60), NOW)
+    ledger.release_failed(request("m1", "sent"), "download", "stalled", "no progress for 12 h")
+    assert store.read_table("missing_books")["status"].to_list() == ["identified"]
+    ledger.release_failed(request("m1", "sent", attempt=2), "import", "not_audio", "no audio file")
+    assert store.read_table("missing_books")["status"].to_list() == ["failed"]
+    failures = store.read_table("failed_attempts").sort("task")
+    assert failures.select("task", "reason", "count").rows() == [("download", "stalled", 1), ("import", "not_audio", 1)]
+    # The second failure of the book waits twice as long, whatever the task.
+    assert failures["next_attempt_at"].to_list() == [NOW + timedelta(seconds=60), NOW + timedelta(seconds=120)]
+    assert store.read_table("download_requests")["status"].to_list() == ["failed", "failed"]
+    ledger.service_failed("send", "qbittorrent", "qBittorrent", "qbittorrent_unavailable", "refused")
+    assert lc.book_failures(store.read_table("failed_attempts"))["m1"][0] == 2  # a service outage is not the book's

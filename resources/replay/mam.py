@@ -14,6 +14,14 @@ fixture row whose title, authors, narrators and series contain all its words (MA
 words); `.torrent` bodies are made up (one file named after the row, fake piece hashes,
 private, source MAM), so they load in a client but can never complete; an unknown torrent
 id answers 404 text/html.
+
+Login (only with `login=(email, password)`), for the browser login of `resources/mam_login.py`:
+`GET /login.php` is a form posting `email` and `password` to `POST /takelogin.php`
+(x-www-form-urlencoded, as ruTorrent's `MyAnonamouse.php` sends it); the right pair answers
+302 to `/` with a new `mam_id` cookie that the JSON endpoints accept, a wrong one the form
+again with an error line. The page's markup is ours (real MAM's page has more); its hidden
+`t` field, filled by a script and required by `/takelogin.php`, is our own addition so a test
+proves a real browser ran the page (inferred: not a fact about MAM).
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import json
 import math
 import re
 import unicodedata
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +52,19 @@ _GET_FLAGS = {  # Prowlarr's query-string flags -> the POST flag they stand for
     "thumbnails": "thumbnail", "thumbnail": "thumbnail",
 }
 _SYNTHETIC_FIRST_ID = 1_900_000
+_HTML = {"Content-Type": "text/html; charset=utf-8"}
+_LOGIN_PAGE = """<!DOCTYPE html>
+<html><head><title>Login | MyAnonamouse (replay)</title></head><body>
+<h1>Log in</h1>{error}
+<form method="post" action="/takelogin.php">
+<input type="hidden" name="t" value="">
+<label>Email <input type="email" name="email"></label>
+<label>Password <input type="password" name="password"></label>
+<input type="submit" value="Log in!">
+</form>
+<script>document.querySelector('input[name="t"]').value = String(Date.now());</script>
+</body></html>
+"""
 
 
 def _load(name: str) -> Any:
@@ -154,7 +176,8 @@ class MamReplay:
     rows); `fail_first` answers that many requests with 503; `expire_after` answers 403 to
     every request after that many (the cookie expired mid-run); `rows_for_any_query`
     answers every search with that many synthetic rows; `torrents` serves these .torrent files
-    for those ids (a torrent a test really seeds). `requests` lists "METHOD path".
+    for those ids (a torrent a test really seeds); `login` = (email, password) serves the login
+    pages and `issued_cookies` lists the mam_id values they gave out. `requests` lists "METHOD path".
     """
 
     def __init__(
@@ -169,6 +192,7 @@ class MamReplay:
         expire_after: int | None = None,
         rows_for_any_query: int = 0,
         torrents: dict[int, bytes] | None = None,
+        login: tuple[str, str] | None = None,
     ) -> None:
         headers = _load("_response_headers.json")
         self.json_headers = {k: v for k, v in headers.items() if not k.startswith("_")}
@@ -182,6 +206,8 @@ class MamReplay:
         self.expire_after = expire_after
         self.rows_for_any_query = rows_for_any_query
         self.torrents = dict(torrents or {})
+        self.login = login
+        self.issued_cookies: list[str] = []
         self.requests: list[str] = []
         self.searches: dict[frozenset[str], list[dict[str, Any]]] = {}
         self.rows: dict[int, dict[str, Any]] = {}
@@ -201,6 +227,10 @@ class MamReplay:
         if self.fail_first > 0:
             self.fail_first -= 1
             return httpx.Response(503, headers={"Content-Type": "text/html"}, text="Service Unavailable")
+        if self.login is not None:
+            page = self._login_route(request)
+            if page is not None:
+                return page
         expired = self.expire_after is not None and self._served >= self.expire_after
         if expired or _cookie(request) not in self.valid_cookies:
             return envelope(_load("error_403_not_signed_in.json"))
@@ -213,6 +243,30 @@ class MamReplay:
         if path == "/tor/download.php" and request.method == "GET":
             return self._download(request.url.params.get("tid", ""))
         return httpx.Response(404, headers={"Content-Type": "text/html"}, text="Page not found")
+
+    def _login_route(self, request: httpx.Request) -> httpx.Response | None:
+        path, method = request.url.path, request.method
+        if path == "/login.php" and method == "GET":
+            return httpx.Response(200, headers=_HTML, text=_LOGIN_PAGE.format(error=""))
+        if path == "/takelogin.php" and method == "POST":
+            form = urllib.parse.parse_qs(request.content.decode(), keep_blank_values=True)
+            sent = tuple(form.get(key, [""])[0] for key in ("email", "password"))
+            if not form.get("t", [""])[0]:
+                return self._login_failed("The login page's script did not run (no t field).")
+            if sent != self.login:
+                return self._login_failed("Incorrect email or password.")
+            cookie = f"FAKE-MAM-LOGIN-{len(self.issued_cookies) + 1:04d}"
+            self.issued_cookies.append(cookie)
+            self.valid_cookies.add(cookie)
+            headers = {"Location": "/", "Set-Cookie": f"mam_id={cookie}; path=/; HttpOnly", **_HTML}
+            return httpx.Response(302, headers=headers, text="")
+        if path == "/" and method == "GET" and _cookie(request) in self.valid_cookies:
+            return httpx.Response(200, headers=_HTML, text="<!DOCTYPE html><html><body><p>Welcome back.</p></body></html>")
+        return None
+
+    def _login_failed(self, line: str) -> httpx.Response:
+        error = f'<p class="error">{html.escape(line)}</p>'
+        return httpx.Response(200, headers=_HTML, text=_LOGIN_PAGE.format(error=error))
 
     def _json(self, body: Any) -> httpx.Response:
         headers = dict(self.json_headers)
