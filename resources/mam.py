@@ -57,7 +57,7 @@ AUTH_HELP = (
     "MAM rejected the mam_id cookie (HTTP 403, not signed in): it has expired, or the IP it was "
     "created for does not match this machine's. Create a new session on MyAnonamouse under "
     "Preferences -> Security (create session, for this IP or ASN) and put its mam_id value in the "
-    "MAM_ID environment variable."
+    "MAM_ID environment variable, or log in once with `mamcrawler mam-login --email ...`."
 )
 
 
