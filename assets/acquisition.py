@@ -293,21 +293,6 @@ def _requests_result(table, profile, plan, held, errors, *, dry_run: bool, finis
     )
 
 
-IMPORTED_SCHEMA: dict[str, pl.DataType] = {
-    "missing_id": pl.Utf8,
-    "info_hash": pl.Utf8,
-    "book": pl.Utf8,
-    "abs_item_id": pl.Utf8,
-    "abs_path": pl.Utf8,
-    "method": pl.Utf8,  # hardlink / copy
-    "files": pl.Int64,
-    "bytes": pl.Int64,
-    "duration_s": pl.Float64,
-    "metadata_written": pl.Utf8,
-    "imported_at": pl.Datetime("us", "UTC"),
-}
-
-
 class _ImportProblem(Exception):
     """Why a finished download was not imported; `retry`: the same download is tried again
     (disk full, ABS away), else the release is unusable (not audio, unsafe names)."""
@@ -335,7 +320,7 @@ def imported_books(
     requests = store.read_optional("download_requests")
     existing = store.read_optional("imported_books")
     if existing is None:
-        store.write_table("imported_books", existing := _frame([], IMPORTED_SCHEMA))
+        store.write_table("imported_books", existing := _frame([], lifecycle.IMPORTED_SCHEMA))
     if acquisition.dry_run or requests is None:
         return MaterializeResult(metadata={**table_metadata(existing, profile), "mode": "dry run: nothing was sent, nothing to import"})
     ledger = lifecycle.Ledger(store, acquisition.retry_policy(), now)
@@ -390,7 +375,7 @@ def imported_books(
             continue
         store.apply(
             [
-                ("imported_books", _frame([row], IMPORTED_SCHEMA), ("info_hash",)),
+                ("imported_books", _frame([row], lifecycle.IMPORTED_SCHEMA), ("info_hash",)),
                 ("download_requests", lifecycle.requests_frame([{**request, "status": "imported", "updated_at": now}]), lifecycle.REQUEST_KEY),
             ],
             statuses=lifecycle.book_statuses([(request["missing_id"], "completed")], now),

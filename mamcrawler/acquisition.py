@@ -76,6 +76,21 @@ FAILED_ATTEMPTS_SCHEMA: dict[str, pl.DataType] = {
     "count": pl.Int64,
     "next_attempt_at": pl.Datetime("us", "UTC"),
 }
+# `imported_books`: each download placed into the library and matched in ABS.
+IMPORTED_SCHEMA: dict[str, pl.DataType] = {
+    "missing_id": pl.Utf8,
+    "info_hash": pl.Utf8,
+    "book": pl.Utf8,
+    "abs_item_id": pl.Utf8,
+    "abs_path": pl.Utf8,
+    "method": pl.Utf8,  # hardlink / copy
+    "files": pl.Int64,
+    "bytes": pl.Int64,
+    "duration_s": pl.Float64,
+    "metadata_written": pl.Utf8,
+    "imported_at": pl.Datetime("us", "UTC"),
+}
+
 PROJECT_TAG = "mamcrawler"
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pandera.polars as pa
 import polars as pl
 
-from mamcrawler.acquisition import CANDIDATES_SCHEMA, REQUEST_SCHEMA, REQUEST_STATUSES
+from mamcrawler.acquisition import CANDIDATES_SCHEMA, IMPORTED_SCHEMA, REQUEST_SCHEMA, REQUEST_STATUSES
 from mamcrawler.completeness import LINES
 from mamcrawler.enrichment import CANDIDATE_SCHEMA, ENRICHED_SCHEMA, LEVELS
 from mamcrawler.gaps import LIFECYCLE, MISSING_SCHEMA
@@ -143,9 +143,25 @@ RELEASE_CANDIDATES = TableContract(
     ("missing_id", "indexer", "release_id"),
 )
 
+IMPORTED_BOOKS = TableContract(
+    "imported_books",
+    pa.DataFrameSchema(
+        _columns(
+            IMPORTED_SCHEMA,
+            missing_id=pa.Column(pl.Utf8, nullable=False),
+            info_hash=pa.Column(pl.Utf8, pa.Check.str_matches(r"^[0-9a-f]{40}$"), nullable=False),
+            abs_item_id=pa.Column(pl.Utf8, nullable=False),
+            method=pa.Column(pl.Utf8, pa.Check.isin(["hardlink", "copy"]), nullable=False),
+            files=pa.Column(pl.Int64, pa.Check.ge(1), nullable=False),
+        ),
+        strict=True,
+    ),
+    ("info_hash",),
+)
+
 CONTRACTS = {
     c.table: c
-    for c in (ABS_LIBRARY_ITEMS, LIBRARY_BOOKS, MISSING_BOOKS, BOOK_METADATA, ENRICHED_BOOKS, RELEASE_CANDIDATES, DOWNLOAD_REQUESTS)
+    for c in (ABS_LIBRARY_ITEMS, LIBRARY_BOOKS, MISSING_BOOKS, BOOK_METADATA, ENRICHED_BOOKS, RELEASE_CANDIDATES, DOWNLOAD_REQUESTS, IMPORTED_BOOKS)
 }
 
 

@@ -44,6 +44,7 @@ CHECKS = {
     ("download_requests", "download_requests_contract"),
     ("download_requests", "no_info_hash_requested_twice"),
     ("download_requests", "every_queued_book_has_a_download"),
+    ("imported_books", "imported_books_contract"),
 }
 
 
