@@ -76,8 +76,9 @@ def test_lineage_and_materialisation_metadata_in_the_ui(tmp_path, monkeypatch):
     shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     with DagsterInstance.get() as instance:
-        job = build_definitions(Profile("demo", "t")).resolve_job_def("refresh_library")
-        assert job.execute_in_process(instance=instance).success
+        defs = build_definitions(Profile("demo", "t"))
+        for job in ("refresh_library", "search_and_queue"):
+            assert defs.resolve_job_def(job).execute_in_process(instance=instance).success
     ARTIFACTS.mkdir(exist_ok=True)
     with webserver(home) as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -102,6 +103,22 @@ def test_lineage_and_materialisation_metadata_in_the_ui(tmp_path, monkeypatch):
         page.get_by_text("picture").first.wait_for(timeout=60_000)
         assert "Discworld" in page.inner_text("body")
         page.screenshot(path=str(ARTIFACTS / "series_completeness.png"), full_page=True)
+
+        # Every candidate release with its score, and the reason for each choice.
+        page.goto(f"{url}/assets/release_candidates")
+        _dismiss_welcome(page)
+        page.get_by_text("books_with_a_release").first.wait_for(timeout=60_000)
+        assert "omnibus covers owned" in page.inner_text("body")  # the rejections table
+        page.locator("tr", has_text="choices").get_by_text("Show Markdown").click()
+        page.get_by_text("best of 1 acceptable release").first.wait_for(timeout=10_000)
+        page.wait_for_timeout(500)  # the dialog fades in; the screenshot is for people
+        page.screenshot(path=str(ARTIFACTS / "release_candidates.png"), full_page=True)
+
+        page.goto(f"{url}/assets/download_requests")
+        _dismiss_welcome(page)
+        page.get_by_text("would_send").first.wait_for(timeout=60_000)
+        assert "dry run" in page.inner_text("body")
+        page.screenshot(path=str(ARTIFACTS / "download_requests.png"), full_page=True)
         browser.close()
 
 
