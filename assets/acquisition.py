@@ -1,6 +1,7 @@
 """Group `acquisition`: releases for the missing books, downloads in qBittorrent, imports into ABS."""
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
@@ -20,7 +21,7 @@ from mamcrawler.importing import (
 )
 from mamcrawler.release_score import candidate_frame, choose_release, rank_releases
 from mamcrawler.torrents import InvalidTorrent, KeptTorrents, info_hash, magnet_info_hash
-from mamcrawler.warehouse import REPO_ROOT
+from mamcrawler.warehouse import default_warehouse_path
 from mamcrawler.writeback import plan_import_metadata
 from resources.audiobookshelf import AbsError, AudiobookshelfResource
 from resources.indexers import IndexerAuthError, IndexerNotConfiguredError, IndexerUnavailableError, open_indexers
@@ -52,10 +53,12 @@ def release_candidates(
     """Every indexer result for the missing books searched this run, scored, with the chosen
     release and the reason for the choice. Books least recently searched go first; a
     release that failed for a book before is never chosen for it again."""
+    if not acquisition.indexers:
+        raise Failure(description="no indexer configured: set MAM_ID (or run `mamcrawler mam-login`) or MAMCRAWLER_TORZNAB")
     store = warehouse.get()
     now = _now()
     missing = store.read_table("missing_books")
-    previous = store.read_optional("release_candidates")
+    previous = store.read_optional("release_searches")
     requests = store.read_optional("download_requests")
     failures = lifecycle.book_failures(store.read_optional("failed_attempts"))
     policy = acquisition.retry_policy()
@@ -64,10 +67,8 @@ def release_candidates(
     searchable = missing.filter(
         (pl.col("status") == "identified") & ~pl.col("missing_id").is_in([*active, *resting])
     )
-    last_search = (
-        previous.group_by("missing_id").agg(pl.col("searched_at").max())
-        if previous is not None and not previous.is_empty()
-        else pl.DataFrame(schema={"missing_id": pl.Utf8, "searched_at": lifecycle.CANDIDATES_SCHEMA["searched_at"]})
+    last_search = (previous if previous is not None else pl.DataFrame(schema=lifecycle.SEARCHES_SCHEMA)).select(
+        "missing_id", "searched_at"
     )
     order = searchable.join(last_search, on="missing_id", how="left").sort(
         ["searched_at", "priority", "first_seen_at"], nulls_last=False
@@ -75,7 +76,7 @@ def release_candidates(
     batch = order.head(acquisition.max_searches_per_run)
     wanted = lifecycle.wanted_books(batch, store.read_table("library_books"), store.read_optional("series_catalog"))
     excluded = lifecycle.failed_releases(requests)
-    frames, choices, skipped, errors, searched_ids = [], {}, {}, [], []
+    frames, choices, skipped, errors, searched_ids, searches = [], {}, {}, [], [], []
     requests_made = truncated = 0
     with open_indexers(acquisition.indexers, mam, torznab) as indexers:
         try:
@@ -93,6 +94,7 @@ def release_candidates(
                 frames.append(candidate_frame(book, ranked, chosen).with_columns(choice=pl.lit(why), searched_at=pl.lit(now)))
                 choices[book.missing_id] = why
                 searched_ids.append(book.missing_id)
+                searches.append({"missing_id": book.missing_id, "searched_at": now, "releases": len(ranked), "choice": why})
                 for reason, count in found.skipped.items():
                     skipped[reason] = skipped.get(reason, 0) + count
                 if len(searched_ids) % 10 == 0:
@@ -103,6 +105,7 @@ def release_candidates(
     table = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=lifecycle.CANDIDATES_SCHEMA)
     keys = pl.DataFrame({"missing_id": searched_ids}, schema={"missing_id": pl.Utf8})
     store.replace_rows("release_candidates", table.select(list(lifecycle.CANDIDATES_SCHEMA)), keys)
+    store.upsert("release_searches", pl.DataFrame(searches, schema=lifecycle.SEARCHES_SCHEMA), ("missing_id",))
     if wanted and not searched_ids:
         raise Failure(description=f"no book could be searched: {errors[0] if errors else 'unknown error'}")
     chosen = table.filter(pl.col("chosen"))
@@ -147,27 +150,30 @@ def download_requests(
     requests = store.read_optional("download_requests")
     live = None if requests is None else requests.filter(pl.col("status") != "would_send")
     books = {r["missing_id"]: r for r in missing.iter_rows(named=True)}
-    plan, held = lifecycle.plan_sends(
+    plan = lifecycle.plan_sends(
         lifecycle.next_candidates(store.read_optional("release_candidates"), live), missing, live,
         lifecycle.book_failures(store.read_optional("failed_attempts")), acquisition.send_limits(), policy, now,
     )
+    held = plan.held
     runtimes = {
         w.missing_id: w.expected_duration_s
         for w in lifecycle.wanted_books(
-            missing.filter(pl.col("missing_id").is_in([c["missing_id"] for c in plan])),
+            missing.filter(pl.col("missing_id").is_in([c["missing_id"] for c in plan.eligible])),
             store.read_table("library_books"), store.read_optional("series_catalog"),
         )
     }
 
     def new_request(candidate: dict, status: str, info_hash: str | None, attempt: int) -> dict:
+        # An omnibus runs as long as the books it covers: one book's runtime would reject it.
+        single = len((candidate.get("covers") or "").split(",")) <= 1
         return lifecycle.request_row(
             books[candidate["missing_id"]], candidate, attempt=attempt, status=status, info_hash=info_hash, now=now,
-            expected_duration_s=runtimes.get(candidate["missing_id"]),
+            expected_duration_s=runtimes.get(candidate["missing_id"]) if single else None,
         )
 
     if acquisition.dry_run:
         rows, seen = [], set()
-        for candidate in plan:
+        for candidate in plan.eligible[: plan.slots]:
             if candidate.get("info_hash") and candidate["info_hash"] in seen:
                 continue  # two books, one omnibus: it would be sent once
             seen.add(candidate.get("info_hash"))
@@ -175,18 +181,18 @@ def download_requests(
         table = pl.concat([t for t in (live, lifecycle.requests_frame(rows)) if t is not None], how="vertical_relaxed")
         store.write_table("download_requests", table.select(list(lifecycle.REQUEST_SCHEMA)))
         context.log.info(f"dry run: {len(rows)} download(s) recorded, nothing sent to qBittorrent")
-        return _requests_result(table, profile, [{**c, "book": books[c["missing_id"]]} for c in plan], held, [], dry_run=True)
+        plan.hold_rest(taken=min(plan.slots, len(plan.eligible)))
+        return _requests_result(table, profile, [{**c, "book": books[c["missing_id"]]} for c in plan.eligible[: plan.slots]],
+                                held, [], dry_run=True)
 
     if requests is not None and requests.height != live.height:
         store.write_table("download_requests", live)  # a dry run's preview is not a request
     ledger = lifecycle.Ledger(store, policy, now)
-    kept = KeptTorrents(Path(acquisition.torrent_dir) if acquisition.torrent_dir else REPO_ROOT / "data" / "torrents")
+    kept = _kept(acquisition)
     try:
-        repairs = lifecycle.status_repairs(missing, live, now)
-        if not repairs.is_empty():
-            store.apply(statuses=("missing_books", repairs))
+        _settle_books(ledger, qbittorrent, missing, live, kept)
         qbittorrent.ensure_category()
-        finished = _finish_interrupted(ledger, qbittorrent, live, kept)
+        finished = _finish_interrupted(ledger, qbittorrent, store.read_optional("download_requests"), kept)
     except QBittorrentError as exc:
         reason = "qbittorrent_auth" if isinstance(exc, QBittorrentAuthError) else "qbittorrent_unavailable"
         ledger.service_failed("send", "qbittorrent", "qBittorrent", reason, str(exc))
@@ -194,8 +200,12 @@ def download_requests(
     known = lifecycle.requested_hashes(live)
     sent: list[dict] = []
     refused: str | None = None
+    tried = 0
     with open_indexers(acquisition.indexers, mam, torznab) as indexers:
-        for candidate in plan:
+        for candidate in plan.eligible:
+            if len(sent) >= plan.slots:
+                break
+            tried += 1
             mid = candidate["missing_id"]
             request = new_request(candidate, "sending", None, lifecycle.next_attempt_number(store.read_optional("download_requests"), mid))
             try:
@@ -213,6 +223,8 @@ def download_requests(
                 ledger.release_failed(request, "send", "torrent_unavailable", f"{candidate['indexer']} {candidate['release_id']}: {exc}")
                 continue
             if ih in known:
+                # Now that the hash is known, the candidate says so: the next run goes past it.
+                store.upsert("release_candidates", _with_hash(candidate, ih), ("missing_id", "indexer", "release_id"))
                 held["same torrent already requested"] = held.get("same torrent already requested", 0) + 1
                 continue
             request["info_hash"] = ih
@@ -238,6 +250,7 @@ def download_requests(
             known.add(ih)
             sent.append({**candidate, "book": books[mid]})
             context.log.info(f"sent {lifecycle.book_label(books[mid])} ({outcome.status}): {candidate['title']}")
+    plan.hold_rest(taken=tried)
     for error in ledger.errors:
         context.log.warning(error)
     table = store.read_optional("download_requests")
@@ -246,6 +259,42 @@ def download_requests(
     if refused is not None:
         raise Failure(description=f"the indexer refused our credentials, sending stopped: {refused}")
     return _requests_result(table, profile, sent, held, ledger.errors, dry_run=False, finished=finished)
+
+
+# An import ABS could not take is tried again after this, doubling; one that failed on this
+# machine (disk full, permissions, path mapping) by the next run, once the user fixed it.
+ABS_RETRY = lifecycle.RetryPolicy(backoff_s=15 * 60)
+NO_WAIT = lifecycle.RetryPolicy(backoff_s=0)
+
+
+def _kept(options: AcquisitionOptions) -> KeptTorrents:
+    """Kept beside the warehouse, like the other state (a read-only checkout still works)."""
+    return KeptTorrents(Path(options.torrent_dir) if options.torrent_dir else default_warehouse_path().parent / "torrents")
+
+
+def _with_hash(candidate: dict, ih: str) -> pl.DataFrame:
+    row = {k: candidate.get(k) for k in lifecycle.CANDIDATES_SCHEMA}
+    return pl.DataFrame([{**row, "info_hash": ih}], schema=lifecycle.CANDIDATES_SCHEMA)
+
+
+def _settle_books(ledger: lifecycle.Ledger, qbittorrent: QBittorrentResource, missing, requests, kept: KeptTorrents) -> int:
+    """Before anything is sent or imported: every book's status agrees with its requests, and a
+    download for a book no longer wanted (owned after all, or ignored) is cancelled. A
+    finished one keeps seeding; an unfinished one is removed unless the torrent was the user's."""
+    repairs = lifecycle.status_repairs(missing, requests, ledger.now)
+    if not repairs.is_empty():
+        ledger.store.apply(statuses=("missing_books", repairs))
+    unwanted = lifecycle.unwanted_requests(missing, requests)
+    for request in unwanted.iter_rows(named=True):
+        ih = request["info_hash"]
+        if request["status"] != "completed" and qbittorrent.find(ih) is not None:
+            if request["adopted"]:
+                qbittorrent.remove_tags(ih, request["tags"].split(","))
+            else:
+                qbittorrent.remove(ih, delete_files=True)
+        kept.forget(ih)
+        ledger.save({**request, "status": "cancelled", "error": "the book is no longer wanted (in the library, or ignored)"})
+    return unwanted.height
 
 
 def _finish_interrupted(ledger: lifecycle.Ledger, qbittorrent: QBittorrentResource, live, kept: KeptTorrents) -> int:
@@ -324,17 +373,16 @@ def imported_books(
     if acquisition.dry_run or requests is None:
         return MaterializeResult(metadata={**table_metadata(existing, profile), "mode": "dry run: nothing was sent, nothing to import"})
     ledger = lifecycle.Ledger(store, acquisition.retry_policy(), now)
-    repairs = lifecycle.status_repairs(store.read_table("missing_books"), requests, now)
-    if not repairs.is_empty():
-        store.apply(statuses=("missing_books", repairs))
     try:
+        cancelled = _settle_books(ledger, qbittorrent, store.read_table("missing_books"), requests, _kept(acquisition))
         torrents = {t.info_hash: t for t in qbittorrent.torrents(tag=lifecycle.PROJECT_TAG)}
     except QBittorrentError as exc:
         raise Failure(description=f"cannot read the downloads from qBittorrent: {exc}") from None
+    requests = store.read_table("download_requests")
     observed = {
         h: lifecycle.Observed(h, t.progress, t.state, t.added_on, t.completion_on, t.last_activity) for h, t in torrents.items()
     }
-    counts: dict[str, int] = {}
+    counts: dict[str, int] = {"cancelled: book no longer wanted": cancelled} if cancelled else {}
     updates = lifecycle.progress_updates(requests, observed, now)
     if not updates.is_empty():
         moving = updates.select("missing_id", status=pl.lit("downloading"), updated_at=pl.lit(now))
@@ -350,8 +398,10 @@ def imported_books(
             reason = "removed from qBittorrent" if seen is None else lifecycle.stalled_reason(seen, now.timestamp(), acquisition.stall_after_s)
             if reason is None:
                 continue
-            if seen is not None:
-                qbittorrent.remove(request["info_hash"], delete_files=not request["adopted"])
+            if seen is not None and request["adopted"]:
+                qbittorrent.remove_tags(request["info_hash"], request["tags"].split(","))  # the user's torrent: let go of it
+            elif seen is not None:
+                qbittorrent.remove(request["info_hash"], delete_files=True)
         except QBittorrentError as exc:
             ledger.errors.append(f"{request['book']}: could not check or remove its download ({exc}); tried again next run")
             continue
@@ -361,13 +411,28 @@ def imported_books(
 
     imported = []
     completed = store.read_table("download_requests").filter(pl.col("status") == "completed")
+    waiting = lifecycle.retry_after(store.read_optional("failed_attempts"), "import", now)
+    completed = completed.filter(~pl.col("info_hash").is_in(list(waiting)))
+    if waiting:
+        counts["import retry waiting"] = len(waiting)
     library = _library_target(abs_client, acquisition) if not completed.is_empty() else None
     for request in completed.iter_rows(named=True):
         try:
-            row = _import(request, torrents.get(request["info_hash"]), qbittorrent, abs_client, acquisition, library, now)
+            torrent = torrents.get(request["info_hash"]) or qbittorrent.find(request["info_hash"])
+            row = _import(request, torrent, qbittorrent, abs_client, acquisition, library, now)
+        except QBittorrentError as exc:
+            ledger.errors.append(f"{request['book']}: qBittorrent did not answer ({exc}); tried again next run")
+            continue
         except _ImportProblem as exc:
-            if exc.retry:
-                ledger.service_failed("import", request["info_hash"], request["book"], exc.reason, f"{exc} (tried again next run)")
+            if exc.reason == "qbittorrent_busy":  # seconds, not a failure: the next run imports it
+                ledger.errors.append(f"{request['book']}: {exc}; imported by the next run")
+            elif exc.retry and exc.reason.startswith("abs_"):
+                # Each try rescans the ABS library: not more often than this, doubling.
+                ledger.service_failed("import", request["info_hash"], request["book"], exc.reason,
+                                      f"{exc} (tried again after {ABS_RETRY.backoff_s / 60:.0f} min, doubling)", ABS_RETRY)
+            elif exc.retry:
+                ledger.service_failed("import", request["info_hash"], request["book"], exc.reason,
+                                      f"{exc} (tried again by the next run)", NO_WAIT)
             else:
                 ledger.release_failed(request, "import", exc.reason, str(exc))
             key = f"{'retry later' if exc.retry else 'unusable'}: {exc.reason}"
@@ -409,10 +474,17 @@ def _library_target(abs_client: AudiobookshelfResource, options: AcquisitionOpti
         libraries = [lib for lib in abs_client.libraries() if lib.get("mediaType") == "book"]
     except AbsError as exc:
         raise Failure(description=f"cannot read the ABS libraries to import into: {exc}") from None
+    if not options.abs_library_id and len(libraries) > 1:
+        names = ", ".join(f"{lib.get('name')} ({lib['id']})" for lib in libraries)
+        raise Failure(description=f"ABS has several book libraries ({names}): set MAMCRAWLER_IMPORT_LIBRARY_ID to the one to import into")
     library = next((lib for lib in libraries if lib["id"] == options.abs_library_id), None) if options.abs_library_id else (libraries[0] if libraries else None)
     if library is None:
         raise Failure(description=f"no ABS book library {options.abs_library_id or ''} to import into")
-    folder = options.abs_library_folder or library["folders"][0]["fullPath"]
+    folders = [f["fullPath"] for f in library.get("folders") or []]
+    if not options.abs_library_folder and len(folders) != 1:
+        raise Failure(description=f"ABS library {library.get('name')} has {len(folders)} folders ({', '.join(folders)}): "
+                      "set MAMCRAWLER_ABS_LIBRARY_FOLDER to ABS's path of MAMCRAWLER_LIBRARY_DIR")
+    folder = options.abs_library_folder or folders[0]
     return library["id"], folder.rstrip("/")
 
 
@@ -445,6 +517,9 @@ def _import(request: dict, torrent, qbittorrent: QBittorrentResource, abs_client
     if any(not source.is_file() for source, _ in keep):
         raise _ImportProblem("files_not_found", f"the downloaded files are not under {base} on this machine "
                              "(is MAMCRAWLER_DOWNLOAD_PATH_MAP right?)", retry=True)
+    if any(not os.access(source, os.R_OK) for source, _ in keep):
+        raise _ImportProblem("permission", f"permission denied reading the downloads under {base}: run MAMCRAWLER as a "
+                             "user that can read qBittorrent's files", retry=True)
     check = check_audio([base / name for name, _ in names], request["expected_duration_s"], tolerance=options.duration_tolerance)
     if not check.ok:
         raise _ImportProblem("audio_check" if check.audio_files else "not_audio", check.reason or "audio check failed", retry=False)

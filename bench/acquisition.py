@@ -46,8 +46,9 @@ def _planning(books: int, active: int) -> dict:
         schema=REQUEST_SCHEMA,
     )
     started = time.perf_counter()
-    plan, _ = plan_sends(chosen, missing, requests, {}, SendLimits(max_new_per_run=50, max_active=2_100), RetryPolicy(), now)
-    return {"missing_books": books, "in_flight": active, "planned": len(plan), "seconds": round(time.perf_counter() - started, 3)}
+    plan = plan_sends(chosen, missing, requests, {}, SendLimits(max_new_per_run=50, max_active=2_100), RetryPolicy(), now)
+    return {"missing_books": books, "in_flight": active, "eligible": len(plan.eligible), "slots": plan.slots,
+            "seconds": round(time.perf_counter() - started, 3)}
 
 
 def acquisition() -> dict:

@@ -61,7 +61,8 @@ REQUEST_SCHEMA: dict[str, pl.DataType] = {
 # would_send: dry run. sending: written before qBittorrent is asked, so a crash in between is
 # found and finished by the next run. sent/downloading: in qBittorrent. completed: the data is
 # there. imported: in ABS. failed: stalled, rejected or not importable (see `error`).
-REQUEST_STATUSES = ("would_send", "sending", "sent", "downloading", "completed", "imported", "failed")
+# cancelled: the book stopped being wanted (owned after all, or ignored) while it downloaded.
+REQUEST_STATUSES = ("would_send", "sending", "sent", "downloading", "completed", "imported", "failed", "cancelled")
 ACTIVE = ("sending", "sent", "downloading", "completed")
 IN_CLIENT = ("sent", "downloading", "completed")  # confirmed in qBittorrent
 
@@ -76,6 +77,15 @@ FAILED_ATTEMPTS_SCHEMA: dict[str, pl.DataType] = {
     "count": pl.Int64,
     "next_attempt_at": pl.Datetime("us", "UTC"),
 }
+# `release_searches`: when each book was last searched and what came of it, so books no
+# indexer has are not searched first on every run (they have no `release_candidates` rows).
+SEARCHES_SCHEMA: dict[str, pl.DataType] = {
+    "missing_id": pl.Utf8,
+    "searched_at": pl.Datetime("us", "UTC"),
+    "releases": pl.Int64,
+    "choice": pl.Utf8,
+}
+
 # `imported_books`: each download placed into the library and matched in ABS.
 IMPORTED_SCHEMA: dict[str, pl.DataType] = {
     "missing_id": pl.Utf8,
@@ -233,6 +243,13 @@ def book_failures(failed: pl.DataFrame | None) -> dict[str, tuple[int, datetime]
     return {item: (count, until) for item, count, until in per_book.iter_rows()}
 
 
+def retry_after(failed: pl.DataFrame | None, task: str, now: datetime) -> set[str]:
+    """Items of `task` that failed and wait for their next attempt."""
+    if failed is None or failed.is_empty():
+        return set()
+    return set(failed.filter((pl.col("task") == task) & (pl.col("next_attempt_at") > now))["item"])
+
+
 def requested_hashes(requests: pl.DataFrame | None) -> set[str]:
     """Every info-hash ever sent or tried (failed ones too): none of them is sent again."""
     if requests is None or requests.is_empty():
@@ -276,6 +293,25 @@ class SendLimits:
     max_active: int = 10
 
 
+@dataclass
+class SendPlan:
+    """The books that may be sent now, best priority first, and why the others wait.
+
+    `eligible` is longer than `slots` on purpose: a release that turns out to be a torrent
+    already requested (MAM tells the hash only with the .torrent) gives its slot to the next.
+    """
+
+    eligible: list[dict[str, Any]]
+    held: dict[str, int]
+    slots: int
+    limit_reason: str
+
+    def hold_rest(self, taken: int) -> None:
+        """Count the eligible books that did not fit in this run's slots."""
+        if rest := len(self.eligible) - taken:
+            self.held[self.limit_reason] = self.held.get(self.limit_reason, 0) + rest
+
+
 def plan_sends(
     chosen: pl.DataFrame,
     missing: pl.DataFrame,
@@ -284,22 +320,20 @@ def plan_sends(
     limits: SendLimits,
     policy: RetryPolicy,
     now: datetime,
-) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """The chosen releases to send now, best priority first, and why the others wait.
-
-    `chosen` has one row per missing book (its chosen release). A book is sent only while it
-    is `identified`, has no active request, is out of backoff and under the attempt limit;
-    at most `max_new_per_run` per run and `max_active` in flight at once.
-    """
+) -> SendPlan:
+    """`chosen` has one release per missing book. A book may be sent while it is
+    `identified`, has no active request, is out of backoff and under the attempt limit; at
+    most `max_new_per_run` per run and `max_active` in flight at once."""
     held: dict[str, int] = {}
     active_books: set[str] = set()
     if requests is not None and not requests.is_empty():
         active_books = set(requests.filter(pl.col("status").is_in(list(ACTIVE)))["missing_id"])
-    slots = max(0, min(limits.max_new_per_run, limits.max_active - len(active_books)))
+    room = max(0, limits.max_active - len(active_books))
+    slots = min(limits.max_new_per_run, room)
     status = dict(missing.select("missing_id", "status").iter_rows())
     order = missing.select("missing_id", "priority", "first_seen_at").sort(["priority", "first_seen_at", "missing_id"])
     rank = {mid: i for i, mid in enumerate(order["missing_id"])}
-    plan: list[dict[str, Any]] = []
+    eligible: list[dict[str, Any]] = []
     for row in sorted(chosen.iter_rows(named=True), key=lambda r: rank.get(r["missing_id"], len(rank))):
         mid = row["missing_id"]
         count, until = failures.get(mid, (0, None))
@@ -311,13 +345,12 @@ def plan_sends(
             why = "attempts used up"
         elif until is not None and until > now:
             why = "waiting for retry (backoff)"
-        elif len(plan) >= slots:
-            why = "active limit reached" if len(plan) >= limits.max_active - len(active_books) else "per-run limit reached"
         else:
-            plan.append(row)
+            eligible.append(row)
             continue
         held[why] = held.get(why, 0) + 1
-    return plan, held
+    reason = "active limit reached" if room <= limits.max_new_per_run else "per-run limit reached"
+    return SendPlan(eligible, held, slots, reason)
 
 
 def next_attempt_number(requests: pl.DataFrame | None, missing_id: str) -> int:
@@ -435,13 +468,22 @@ class Ledger:
         )
         self.errors.append(f"{request['book']}: {error}")
 
-    def service_failed(self, task: str, item: str, label: str, reason: str, error: str) -> None:
+    def service_failed(self, task: str, item: str, label: str, reason: str, error: str, policy: RetryPolicy | None = None) -> None:
         """A service (qBittorrent, an indexer, ABS, the disk) failed: nothing is held against a book."""
         failure = record_failure(
-            self.failed, task=task, item=item, book=label, reason=reason, error=error, now=self.now, policy=self.policy
+            self.failed, task=task, item=item, book=label, reason=reason, error=error, now=self.now, policy=policy or self.policy
         )
         self.store.apply([("failed_attempts", failure, FAILURE_KEY)])
         self.errors.append(f"{label}: {error}")
+
+
+def unwanted_requests(missing: pl.DataFrame, requests: pl.DataFrame | None) -> pl.DataFrame:
+    """Active requests whose book is no longer wanted: gone from `missing_books` (the library
+    has it now) or ignored by the user. They are cancelled, not failed."""
+    if requests is None or requests.is_empty():
+        return pl.DataFrame(schema=REQUEST_SCHEMA)
+    wanted = missing.filter(pl.col("status") != "ignored").select("missing_id")
+    return requests.filter(pl.col("status").is_in(list(ACTIVE))).join(wanted, on="missing_id", how="anti")
 
 
 # --- what qBittorrent says --------------------------------------------------------------

@@ -104,10 +104,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                 result = defs.resolve_job_def("update_completeness").execute_in_process(
                     instance=instance, raise_on_error=False, run_config=quiet
                 )
-        if result.success and not args.skip_acquisition:
+        searching = not args.skip_acquisition and bool(defs.resources["acquisition"].indexers)
+        if result.success and searching:
             result = defs.resolve_job_def("search_and_queue").execute_in_process(
                 instance=instance, raise_on_error=False, run_config=quiet
             )
+        elif not args.skip_acquisition:
+            print("No indexer configured (MAM_ID, `mamcrawler mam-login` or MAMCRAWLER_TORZNAB): nothing searched.")
     if not result.success:
         failures = [e for e in result.all_events if e.is_failure]
         for event in failures:
@@ -127,7 +130,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"  {row['author'] or '(no author)'} - {row['series']}: {row['missing']} missing ({_ranges(row['positions'])})")
     if not args.skip_metadata:
         print(_metadata_summary(warehouse))
-    if not args.skip_acquisition:
+    if searching:
         print(_downloads_summary(warehouse))
     print("\nFull lists: mamcrawler missing --format table|csv|json, mamcrawler downloads")
     return 0

@@ -30,7 +30,7 @@ from pydantic import Field
 
 from mamcrawler.mam_rows import release_from_mam_row
 from mamcrawler.releases import Release
-from resources.http import send_with_retries
+from resources.http import RETRY_STATUS, send_with_retries
 from resources.replay.mam import REPLAY_MAM_ID, SEARCH_PATH, MamReplay
 
 AUDIOBOOKS_MAIN_CAT = 13
@@ -220,6 +220,8 @@ class MamSession:
         self._take_rotated_cookie(response)
         if response.status_code == 403 or response.content.startswith(b"Error, you are not signed in"):
             raise MamAuthError(AUTH_HELP)
+        if response.status_code in RETRY_STATUS:  # still failing after the retries: MAM is away
+            raise MamUnreachableError(f"{what} answered HTTP {response.status_code} after {res.max_retries} retries")
         if response.status_code >= 400:
             raise MamResponseError(f"{what} answered HTTP {response.status_code}")
         return response

@@ -338,7 +338,8 @@ class QBittorrentResource(ConfigurableResource):
     # ---- public API -------------------------------------------------------------------
 
     def ensure_category(self) -> None:
-        """Create the category, or point it at `save_path` if it exists with another path."""
+        """Create the category; point an existing one at `save_path` only when one is configured
+        (blanking a path the user set would make qBittorrent move every torrent in it)."""
         with self._session("ensure category") as client:
             self._ensure_category(client)
 
@@ -346,7 +347,7 @@ class QBittorrentResource(ConfigurableResource):
         categories = client.torrents_categories()
         if self.category not in categories:
             client.torrents_create_category(name=self.category, save_path=self.save_path)
-        elif (categories[self.category].get("savePath") or "") != self.save_path:
+        elif self.save_path and (categories[self.category].get("savePath") or "") != self.save_path:
             client.torrents_edit_category(name=self.category, save_path=self.save_path)
 
     def find(self, info_hash: str) -> TorrentState | None:
@@ -436,6 +437,12 @@ class QBittorrentResource(ConfigurableResource):
         info_hash = _normalise_hash(info_hash)
         with self._session("remove torrent") as client:
             client.torrents_delete(delete_files=delete_files, torrent_hashes=info_hash)
+
+    def remove_tags(self, info_hash: str, tags: list[str]) -> None:
+        """Let go of a torrent that was the user's before we adopted it: only our tags go."""
+        info_hash = _normalise_hash(info_hash)
+        with self._session("remove tags") as client:
+            client.torrents_remove_tags(tags=tags, torrent_hashes=info_hash)
 
     def add_peers(self, info_hash: str, peers: list[str]) -> int:
         """Connect the torrent to `host:port` peers (tests join two instances this way);

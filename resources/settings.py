@@ -59,6 +59,7 @@ class AcquisitionOptions(ConfigurableResource):
     def local_path(self, qbittorrent_path: str) -> str:
         """A path qBittorrent reports, as this machine sees it."""
         remote, _, local = self.download_path_map.partition("=")
-        if remote and qbittorrent_path.startswith(remote.rstrip("/")):
-            return local.rstrip("/") + qbittorrent_path[len(remote.rstrip("/")) :]
+        remote = remote.rstrip("/")
+        if remote and (qbittorrent_path == remote or qbittorrent_path.startswith(remote + "/")):
+            return local.rstrip("/") + qbittorrent_path[len(remote) :]
         return qbittorrent_path

@@ -33,29 +33,31 @@ def request(mid: str, status: str, attempt: int = 1, info_hash: str = "h") -> di
 
 def test_plan_sends_in_priority_order_within_both_limits():
     books = missing(*({"missing_id": f"m{i}", "priority": 10 - i, "position": float(i)} for i in range(6)))
-    plan, held = lc.plan_sends(chosen(*(f"m{i}" for i in range(6))), books, None, {}, lc.SendLimits(max_new_per_run=2, max_active=10),
-                               lc.RetryPolicy(), NOW)
-    assert [p["missing_id"] for p in plan] == ["m5", "m4"]
-    assert held == {"per-run limit reached": 4}
+    plan = lc.plan_sends(chosen(*(f"m{i}" for i in range(6))), books, None, {}, lc.SendLimits(max_new_per_run=2, max_active=10),
+                         lc.RetryPolicy(), NOW)
+    assert [p["missing_id"] for p in plan.eligible[: plan.slots]] == ["m5", "m4"]
+    plan.hold_rest(taken=2)
+    assert plan.held == {"per-run limit reached": 4}
 
 
 def test_plan_sends_counts_active_downloads_against_max_active():
     books = missing(*({"missing_id": f"m{i}", "priority": i + 1, "position": float(i)} for i in range(4)))
     active = pl.DataFrame([request("m0", "downloading"), request("m1", "sent")], schema=lc.REQUEST_SCHEMA)
     books = books.with_columns(pl.when(pl.col("missing_id").is_in(["m0", "m1"])).then(pl.lit("queued")).otherwise("status").alias("status"))
-    plan, held = lc.plan_sends(chosen("m0", "m1", "m2", "m3"), books, active, {}, lc.SendLimits(max_new_per_run=5, max_active=3),
-                               lc.RetryPolicy(), NOW)
-    assert [p["missing_id"] for p in plan] == ["m2"]
-    assert held == {"book is queued": 2, "active limit reached": 1}
+    plan = lc.plan_sends(chosen("m0", "m1", "m2", "m3"), books, active, {}, lc.SendLimits(max_new_per_run=5, max_active=3),
+                         lc.RetryPolicy(), NOW)
+    assert [p["missing_id"] for p in plan.eligible] == ["m2", "m3"] and plan.slots == 1
+    plan.hold_rest(taken=1)
+    assert plan.held == {"book is queued": 2, "active limit reached": 1}
 
 
 def test_plan_sends_respects_backoff_and_the_attempt_limit():
     books = missing({"missing_id": "a", "priority": 1, "position": 1.0}, {"missing_id": "b", "priority": 2, "position": 2.0},
                     {"missing_id": "c", "priority": 3, "position": 3.0})
     failures = {"a": (1, NOW + timedelta(hours=1)), "b": (3, NOW - timedelta(days=1)), "c": (1, NOW - timedelta(minutes=1))}
-    plan, held = lc.plan_sends(chosen("a", "b", "c"), books, None, failures, lc.SendLimits(), lc.RetryPolicy(max_attempts=3), NOW)
-    assert [p["missing_id"] for p in plan] == ["c"]
-    assert held == {"waiting for retry (backoff)": 1, "attempts used up": 1}
+    plan = lc.plan_sends(chosen("a", "b", "c"), books, None, failures, lc.SendLimits(), lc.RetryPolicy(max_attempts=3), NOW)
+    assert [p["missing_id"] for p in plan.eligible] == ["c"]
+    assert plan.held == {"waiting for retry (backoff)": 1, "attempts used up": 1}
 
 
 def test_record_failure_counts_and_doubles_the_backoff():
@@ -221,3 +223,20 @@ def test_ledger_counts_a_failed_release_against_the_book_until_it_is_failed(tmp_
     assert store.read_table("download_requests")["status"].to_list() == ["failed", "failed"]
     ledger.service_failed("send", "qbittorrent", "qBittorrent", "qbittorrent_unavailable", "refused")
     assert lc.book_failures(store.read_table("failed_attempts"))["m1"][0] == 2  # a service outage is not the book's
+
+
+def test_requests_of_books_no_longer_wanted_are_found():
+    books = missing({"missing_id": "kept", "priority": 1, "position": 1.0, "status": "queued"},
+                    {"missing_id": "ignored", "priority": 1, "position": 2.0, "status": "ignored"})
+    requests = pl.DataFrame([request("kept", "sent"), request("ignored", "downloading"), request("owned", "completed"),
+                             request("old", "imported")], schema=lc.REQUEST_SCHEMA)
+    assert sorted(lc.unwanted_requests(books, requests)["missing_id"]) == ["ignored", "owned"]
+
+
+def test_download_path_map_only_rewrites_whole_folders():
+    from resources.settings import AcquisitionOptions
+
+    options = AcquisitionOptions(download_path_map="/downloads=/mnt/qbit")
+    assert options.local_path("/downloads/Book") == "/mnt/qbit/Book"
+    assert options.local_path("/downloads") == "/mnt/qbit"
+    assert options.local_path("/downloads2/Book") == "/downloads2/Book"

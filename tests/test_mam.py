@@ -9,7 +9,14 @@ import httpx
 import pytest
 import torf
 
-from resources.mam import MamAuthError, MamResource, MamResponseError, ReplayMamResource, search_text_for
+from resources.mam import (
+    MamAuthError,
+    MamResource,
+    MamResponseError,
+    MamUnreachableError,
+    ReplayMamResource,
+    search_text_for,
+)
 from resources.replay.mam import REPLAY_MAM_ID, SEARCH_PATH, MamReplay
 from resources.replay.recorded import load
 from tests.servers import serve
@@ -174,6 +181,16 @@ def test_503_is_retried():
     with serve(replay) as url, mam(url, max_retries=3).session(clock=clock, sleep=clock.sleep) as session:
         assert len(session.search("The Hobbit").releases) == 4
     assert session.requests == 3 and len(replay.requests) == 3 and clock.sleeps == [0.01, 0.02]
+
+
+def test_mam_still_down_after_the_retries_is_unreachable_not_a_bad_release():
+    clock = FakeClock()
+    with (
+        serve(MamReplay(fail_first=10)) as url,
+        mam(url, max_retries=2).session(clock=clock, sleep=clock.sleep) as session,
+        pytest.raises(MamUnreachableError, match="HTTP 503 after 2 retries"),
+    ):
+        session.download_torrent("1100101")
 
 
 def test_requests_are_spaced_by_min_interval():

@@ -244,6 +244,25 @@ def test_category_save_path_is_created_and_edited(tmp_path):
         resource_for(qbit, save_path=str(tmp_path / "two")).ensure_category()
         categories = qbit.client().torrents_categories()
         assert categories["mamcrawler"]["savePath"] == str(tmp_path / "two")
+        # Without a configured save path the user's own path stays (blanking it would move files).
+        resource_for(qbit).ensure_category()
+        assert qbit.client().torrents_categories()["mamcrawler"]["savePath"] == str(tmp_path / "two")
+
+
+def test_remove_tags_lets_go_of_a_torrent_without_touching_it(tmp_path):
+    content = tmp_path / "seed" / "Book"
+    content.mkdir(parents=True)
+    (content / "part.mp3").write_bytes(b"\0" * 40_000)
+    torrent = make_torrent(content)
+    with QbitInstance(tmp_path) as qbit:
+        qbit.seed(torrent, content.parent)
+        resource = resource_for(qbit)
+        ih = info_hash(torrent)
+        assert resource.add_torrent(torrent, ih, ["mamcrawler", "mc-book"]).status == "already_present"
+        resource.remove_tags(ih, ["mamcrawler", "mc-book"])
+        found = resource.find(ih)
+        assert found is not None and not {"mamcrawler", "mc-book"} & set(found.tags)
+        assert (content / "part.mp3").exists()
 
 
 def test_wrong_password_cools_down_without_contacting_the_server(tmp_path):
