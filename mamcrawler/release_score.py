@@ -11,9 +11,13 @@ Score (0..100) = 0.8 x relevance + bonuses, clamped:
   bonuses   = format 6 x (n - rank) / n, freeleech 5, narrator as owned 4,
               log10(seeders + 1) up to 3, bitrate 48-320 kbps 2; unknown language -3
 Accepted = no rejection and score >= min_score. Rejections, in the order checked (the first
-one is reported): my_snatched, language, abridged, dramatised, multi-part, format, sequel
-number, series position / omnibus, title (< 60) or unconfirmed series position, author
-(< 60), bitrate, seeders, not freeleech, score.
+one is reported): my_snatched, language, abridged, dramatised, multi-part, format, split
+part, sequel number, series position / omnibus, title (< 60) or unconfirmed series position,
+author (< 60), bitrate, seeders, not freeleech, score.
+
+A wanted title with a subtitle ("The Hobbit, or There and Back Again") also matches its main
+title alone, scored at most MAIN_TITLE_MAX. Number phrases read as digits in titles
+("Nineteen Eighty-Four" is "1984") and are never volume numbers.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from rapidfuzz import fuzz
 from mamcrawler.enrichment import sequel_numbers
 from mamcrawler.frames import frame_from_rows
 from mamcrawler.names import author_key, fold, series_key, split_authors, title_key
-from mamcrawler.positions import Position, format_position, parse_position
+from mamcrawler.positions import Position, format_position, number_value, parse_position
 from mamcrawler.releases import Release, tagged_bitrate_kbps
 from mamcrawler.torznab_items import public_magnet
 
@@ -50,6 +54,7 @@ SEEDERS_BONUS_MAX = 3.0
 BITRATE_BONUS = 2.0
 UNKNOWN_LANGUAGE_PENALTY = 3.0
 OMNIBUS_TITLE = 90.0  # an omnibus never carries the wanted title; its series range stands in for it
+MAIN_TITLE_MAX = 90.0  # only the wanted title's part before its subtitle matched (and at least this well)
 
 _FREELEECH_REASONS = ("freeleech", "personal freeleech", "freeleech (VIP)")
 _AUDIO_FORMATS = ("m4b", "m4a", "mp3", "flac", "ogg", "opus", "aac", "wma", "wav")
@@ -77,6 +82,24 @@ _VOLUME_WORDS = re.compile(
 )
 _EDGE_WORDS = re.compile(r"^(?:(?:of|the|and|a|an|by)\s+)+|(?:\s+(?:of|the|and|a|an|by))+$")
 _BARE_NUMBER = re.compile(r"\b\d+\b")
+# One part of a split upload: "Part 1", "Pt. 2", "Part One", "Part II", "(1 of 2)", "[2/3]".
+_SPLIT_PART = re.compile(
+    r"\b(?:part|pt\.?)\s*(\d{1,2}|one|two|three|four|five|six|seven|eight|nine|ten|[ivx]{1,4})\b"
+    r"|[(\[]\s*(\d{1,2})\s*(?:of|/)\s*(\d{1,2})\s*[)\]]",
+    re.IGNORECASE,
+)
+_WANTS_A_PART = re.compile(r"\b(?:part|pt)\b")
+_MAIN_TITLE_END = re.compile(r"\s*(?::|,\s+or\s+|\s[-–—]\s)\s*", re.IGNORECASE)
+_UNITS = [
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
+]
+_TENS = {
+    w: 10 * i
+    for i, w in enumerate(["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"], start=2)
+}
+_NUMBER_WORD = {**{w: i for i, w in enumerate(_UNITS)}, **_TENS, "hundred": 100, "thousand": 1000}
+_NUMBER_PHRASE = re.compile(rf"\b(?:{'|'.join(_NUMBER_WORD)})(?:\s+(?:{'|'.join(_NUMBER_WORD)}))+\b")
 _ORDINAL = {1: "1st", 2: "2nd", 3: "3rd"}
 
 
@@ -205,12 +228,68 @@ def _name_phrases(book: WantedBook, release: Release) -> tuple[set[str], set[str
     return authors - {""}, series - {""}
 
 
-def _title_numbers(text: str, authors: set[str], series: set[str]) -> set[float]:
-    """Volume numbers a title carries, without author initials, series names or bitrates."""
+def _phrase_number(words: list[str]) -> int | None:
+    """ "eighty four" -> 84, "nineteen eighty four" -> 1984, "two thousand one" -> 2001; None when unsure."""
+    values = [_NUMBER_WORD[w] for w in words]
+    if any(v >= 100 for v in values):
+        total = current = 0
+        for v in values:
+            if v == 1000:
+                total, current = total + max(current, 1) * 1000, 0
+            elif v == 100:
+                current = max(current, 1) * 100
+            else:
+                current += v
+        return total + current
+    chunks: list[list[int]] = []
+    for v in values:
+        if chunks and len(chunks[-1]) == 1 and chunks[-1][0] in _TENS.values() and 0 < v < 10:
+            chunks[-1].append(v)
+        else:
+            chunks.append([v])
+    sums = [sum(c) for c in chunks]
+    if len(sums) == 1:
+        return sums[0]
+    if len(sums) == 2 and sums[0] > 0 and sums[1] >= 10:  # read like a year: "nineteen eighty four"
+        return int(f"{sums[0]}{sums[1]:02d}")
+    return None
+
+
+def _number_phrases_as_digits(folded: str) -> str:
+    """ "nineteen eighty four" -> "1984" in a folded title, so "1984" and its words compare equal."""
+
+    def digits(match: re.Match[str]) -> str:
+        value = _phrase_number(match.group(0).split())
+        return match.group(0) if value is None else str(value)
+
+    return _NUMBER_PHRASE.sub(digits, folded)
+
+
+def _wants_a_part(book: WantedBook) -> bool:
+    return bool(_WANTS_A_PART.search(f"{fold(book.title)} {fold(book.position_label)}"))
+
+
+def _split_part(release: Release) -> int | None:
+    """The part number when the title says it is one part of a split upload."""
+    for match in _SPLIT_PART.finditer(_prowlarr_suffix(release)[0]):
+        if match.group(1):
+            value = number_value(match.group(1))
+            if value is not None and value >= 1:
+                return int(value)
+        elif 1 <= int(match.group(2)) <= int(match.group(3)) and int(match.group(3)) > 1:
+            return int(match.group(2))
+    return None
+
+
+def _title_numbers(text: str, authors: set[str], series: set[str], *, without_parts: bool = False) -> set[float]:
+    """Volume numbers a title carries, without author initials, series names, bitrates, number
+    phrases ("Eighty-Four" is not volume 4) or, when asked, split-part markers."""
     text = _BITRATE_TEXT.sub(" ", _PART_OF.sub(" ", text))
+    if without_parts:
+        text = _SPLIT_PART.sub(" ", text)
     decimals = {float(d) for d in _DECIMAL.findall(text)}
     folded = _remove_words(fold(_DECIMAL.sub(" ", text)), authors | {f"by {a}" for a in authors} | series)
-    return sequel_numbers(folded) | decimals
+    return sequel_numbers(_NUMBER_PHRASE.sub(" ", folded)) | decimals
 
 
 def _strip_volume_noise(key: str, authors: set[str], series: set[str]) -> str:
@@ -219,8 +298,14 @@ def _strip_volume_noise(key: str, authors: set[str], series: set[str]) -> str:
     return _EDGE_WORDS.sub("", " ".join(key.split()))
 
 
-def _title_score(book: WantedBook, release: Release, authors: set[str], series: set[str]) -> float:
-    """Best fuzz.ratio between the wanted title and the readings of the release title."""
+def _title_keys(title: str, authors: set[str], series: set[str]) -> set[str]:
+    key = title_key(title)
+    return {_number_phrases_as_digits(k) for k in (key, _strip_volume_noise(key, authors, series))} - {""}
+
+
+def _title_score(book: WantedBook, release: Release, authors: set[str], series: set[str]) -> tuple[float, bool]:
+    """Best fuzz.ratio between the wanted title and the readings of the release title, and
+    whether only the wanted title's main part (before its subtitle) matched that well."""
     base, _, _ = _prowlarr_suffix(release)
     without_brackets = _BRACKETS.sub(" ", base)
     keys = {title_key(base), title_key(without_brackets)}
@@ -229,11 +314,19 @@ def _title_score(book: WantedBook, release: Release, authors: set[str], series: 
         if key and key not in series and key not in authors:
             keys.add(key)
     keys |= {_strip_volume_noise(k, authors, series) for k in list(keys)}
-    keys.discard("")
-    wanted = {title_key(book.title), _strip_volume_noise(title_key(book.title), authors, series)} - {""}
+    keys = {_number_phrases_as_digits(k) for k in keys} - {""}
+    wanted = _title_keys(book.title or "", authors, series)
     if not wanted or not keys:
-        return 0.0
-    return max(fuzz.ratio(w, k) for w in wanted for k in keys)
+        return 0.0, False
+    full = max(fuzz.ratio(w, k) for w in wanted for k in keys)
+    main_part = _MAIN_TITLE_END.split(book.title or "", maxsplit=1)
+    main = _title_keys(main_part[0], authors, series) - series - authors if len(main_part) == 2 else set()
+    if full >= MAIN_TITLE_MAX or not main:
+        return full, False
+    # The main part alone is short ("2001" vs "2010" is 75), so only a near-exact match counts.
+    if max(fuzz.ratio(m, k) for m in main for k in keys) >= MAIN_TITLE_MAX:
+        return MAIN_TITLE_MAX, True
+    return full, False
 
 
 def _name_similarity(a: str, b: str) -> float:
@@ -379,12 +472,22 @@ def _coverage(book: WantedBook, release: Release, verdict: _Verdict) -> _Coverag
     return _Coverage(entry, omnibus, covers, contains)
 
 
+def _check_split(book: WantedBook, release: Release, verdict: _Verdict) -> None:
+    """"Part 1" or "(1 of 2)" of a book that has no parts is half a download, whatever its size."""
+    if _wants_a_part(book) or _PART_OF.search(release.title):  # "Part 1 of 6" is rejected as multi-part
+        return
+    part = _split_part(release)
+    if part is not None:
+        verdict.reject(f"split part {part}")
+
+
 def _check_sequel_numbers(
     book: WantedBook, release: Release, coverage: _Coverage, names: tuple[set[str], set[str]], verdict: _Verdict
 ) -> set[float]:
     """A number in the title that the wanted book does not carry is another volume; returns the extras."""
     authors, series_names = names
-    offered = _title_numbers(_prowlarr_suffix(release)[0], authors, series_names)
+    without_parts = not _wants_a_part(book)  # a part marker is reported as a split part, not a volume
+    offered = _title_numbers(_prowlarr_suffix(release)[0], authors, series_names, without_parts=without_parts)
     wanted = _title_numbers(book.title or "", authors, series_names)
     if book.position is not None:
         wanted.add(book.position)
@@ -441,12 +544,12 @@ def _check_title(
     book: WantedBook, release: Release, coverage: _Coverage, names: tuple[set[str], set[str]], verdict: _Verdict
 ) -> float:
     if book.title:
-        title = _title_score(book, release, *names)
+        title, main_only = _title_score(book, release, *names)
         if coverage.omnibus and coverage.contains_wanted and (
             coverage.entry is not None or _title_mentions_series(book, release)
         ):
             title = max(title, OMNIBUS_TITLE)
-        verdict.evidence.insert(0, f"title {title:.0f}")
+        verdict.evidence.insert(0, f"title {title:.0f} (main title)" if main_only else f"title {title:.0f}")
         if title < TITLE_MIN:
             verdict.reject(f"title {title:.0f} < {TITLE_MIN:.0f}")
         return title
@@ -522,6 +625,7 @@ def release_score(book: WantedBook, release: Release, prefs: ReleasePreferences)
     verdict = _Verdict()
     names = _name_phrases(book, release)
     _check_kind(release, prefs, verdict)
+    _check_split(book, release, verdict)
     coverage = _coverage(book, release, verdict)
     sequel_extra = _check_sequel_numbers(book, release, coverage, names, verdict)
     series = _check_series(book, release, coverage, verdict)

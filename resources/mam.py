@@ -5,8 +5,9 @@ Facts this code relies on (`shared/fixtures/mam/README.md`, `shared/DESIGN.md`):
 does not match; MAM rotates the cookie through `Set-Cookie` and clients keep the new value;
 search is `POST /tor/js/loadSearchJSONbasic.php` paged by `tor.startNumber` + `perpage`
 (5-100) until `found` rows; an empty result is HTTP 200 `{"error": "Nothing returned, out of
-N"}`; MAM ANDs every word, so title+author goes first and title alone second; there are no
-magnets, the .torrent comes from `/tor/download.php?tid=<id>` with the cookie.
+N"}`; MAM ANDs every word, so title+author goes first, title alone second and the main title
+(before a subtitle) with the author third; there are no magnets, the .torrent comes from
+`/tor/download.php?tid=<id>` with the cookie.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from resources.replay.mam import REPLAY_MAM_ID, SEARCH_PATH, MamReplay
 
 AUDIOBOOKS_MAIN_CAT = 13
 NOTHING_RETURNED = "Nothing returned, out of"
+_SUBTITLE = re.compile(r":|,\s+or\s+", re.IGNORECASE)
 
 
 class MamError(Exception):
@@ -46,7 +48,7 @@ class MamAuthError(MamError):
 
 
 class MamUnreachableError(MamError):
-    """No answer from MAM (DNS, refused connection, timeouts after retries)."""
+    """MAM is away: no answer (DNS, refused, timeouts) or still 5xx/429 after the retries."""
 
 
 class MamResponseError(MamError):
@@ -89,6 +91,17 @@ class MamUser:
 def search_text_for(*parts: str | None) -> str:
     """Words only, as Prowlarr sends them: punctuation would make MAM's search miss."""
     return " ".join(re.sub(r"[^\w]+", " ", " ".join(p for p in parts if p)).split())
+
+
+def main_title(title: str) -> str | None:
+    """The title before its subtitle ("The Hobbit, or There and Back Again" -> "The Hobbit").
+
+    None when there is no subtitle or the main part is one word (it would find too much).
+    """
+    parts = _SUBTITLE.split(title, maxsplit=1)
+    if len(parts) < 2 or len(search_text_for(parts[0]).split()) < 2:
+        return None
+    return parts[0].strip()
 
 
 class _Pacer:
@@ -248,7 +261,7 @@ class MamSession:
         res = self.resource
         tor: dict[str, Any] = {
             "text": text,
-            "srchIn": ["title", "author", "narrator"],
+            "srchIn": ["title", "author", "narrator", "series"],
             "searchType": "all",
             "searchIn": "torrents",
             "main_cat": [str(AUDIOBOOKS_MAIN_CAT)],
@@ -287,9 +300,14 @@ class MamSession:
         return rows[: self.resource.max_results], found
 
     def search(self, title: str, author: str | None = None) -> MamSearch:
-        """The releases for one book: title+author first, title alone when that finds nothing."""
+        """The releases for one book: title+author, else title alone, else main title+author.
+
+        An untitled series gap can pass the series name as `title`: MAM searches series too.
+        """
         before = self.requests
-        queries = list(dict.fromkeys(q for q in (search_text_for(title, author), search_text_for(title)) if q))
+        main = main_title(title)
+        texts = (search_text_for(title, author), search_text_for(title), search_text_for(main, author) if main else "")
+        queries = list(dict.fromkeys(q for q in texts if q))
         rows: list[dict[str, Any]] = []
         query, found = "", 0
         for query in queries:

@@ -15,6 +15,7 @@ from resources.mam import (
     MamResponseError,
     MamUnreachableError,
     ReplayMamResource,
+    main_title,
     search_text_for,
 )
 from resources.replay.mam import REPLAY_MAM_ID, SEARCH_PATH, MamReplay
@@ -183,7 +184,37 @@ def test_503_is_retried():
     assert session.requests == 3 and len(replay.requests) == 3 and clock.sleeps == [0.01, 0.02]
 
 
-def test_mam_still_down_after_the_retries_is_unreachable_not_a_bad_release():
+def always(status):
+    def handler(request):
+        return httpx.Response(status, headers={"Content-Type": "text/html", "Retry-After": "0"}, text="busy")
+
+    return handler
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 429])
+@pytest.mark.parametrize("call", ["search", "download"])
+def test_mam_still_failing_after_the_retries_is_unreachable_not_a_bad_release(status, call):
+    clock = FakeClock()
+    calls = []
+
+    def handler(request):
+        calls.append(request.url.path)
+        return always(status)(request)
+
+    with (
+        serve(handler) as url,
+        mam(url, max_retries=2).session(clock=clock, sleep=clock.sleep) as session,
+        pytest.raises(MamUnreachableError, match=f"HTTP {status} after 2 retries") as err,
+    ):
+        if call == "search":
+            session.search("The Hobbit")
+        else:
+            session.download_torrent("1100101")
+    assert len(calls) == 3 and session.requests == 3  # the first try and two retries, then it gives up
+    assert "mam_id" not in str(err.value) and "tid=" not in str(err.value)
+
+
+def test_503_from_the_replay_after_the_retries_is_unreachable():
     clock = FakeClock()
     with (
         serve(MamReplay(fail_first=10)) as url,
@@ -191,6 +222,49 @@ def test_mam_still_down_after_the_retries_is_unreachable_not_a_bad_release():
         pytest.raises(MamUnreachableError, match="HTTP 503 after 2 retries"),
     ):
         session.download_torrent("1100101")
+
+
+def test_a_4xx_is_a_response_error_at_once():
+    calls = []
+
+    def handler(request):
+        calls.append(request.url.path)
+        return always(404)(request)
+
+    with serve(handler) as url, mam(url).session() as session, pytest.raises(MamResponseError, match="HTTP 404"):
+        session.search("The Hobbit")
+    assert len(calls) == 1
+
+
+def test_an_untitled_series_gap_is_found_through_the_series_field():
+    bodies = []
+    replay = MamReplay()
+
+    def spy(request):
+        bodies.append(json.loads(request.content))
+        return replay(request)
+
+    # No row's title or author holds "Percy Jackson and the Olympians" for The Titan's Curse: only its series does.
+    found = search(spy, "Percy Jackson and the Olympians", "Rick Riordan")
+    assert found.query == "Percy Jackson and the Olympians Rick Riordan" and found.requests == 1
+    assert [r.release_id for r in found.releases] == ["1100301", "1100302"]
+    assert bodies[0]["tor"]["srchIn"] == ["title", "author", "narrator", "series"]
+
+
+def test_a_subtitled_title_falls_back_to_its_main_title_with_the_author():
+    replay = MamReplay()
+    found = search(replay, "The Hobbit, or There and Back Again", "J. R. R. Tolkien")
+    assert found.query == "The Hobbit J R R Tolkien" and found.requests == 3
+    assert [r.release_id for r in found.releases] == ["1100401", "1100402", "1100403", "1100404"]
+    assert replay.requests == [f"POST {SEARCH_PATH}"] * 3
+
+
+def test_main_title_needs_a_separator_and_two_words():
+    assert main_title("The Hobbit, or There and Back Again") == "The Hobbit"
+    assert main_title("Project Hail Mary: A Novel") == "Project Hail Mary"
+    assert main_title("Sapiens: A Brief History of Humankind") is None  # one word would match too much
+    assert main_title("The Way of Kings") is None
+    assert main_title("Leviathan Wakes, Book 1") is None  # a comma alone is not a subtitle
 
 
 def test_requests_are_spaced_by_min_interval():

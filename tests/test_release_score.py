@@ -318,6 +318,9 @@ def test_jackett_titles_with_series_numbers_and_a_books_range():
 
 # --- single rules, on hand-built releases --------------------------------------------------
 
+PREFS = ReleasePreferences()
+
+
 
 def test_formats_rank_and_unlisted_formats_are_rejected():
     prefs = ReleasePreferences()
@@ -388,6 +391,98 @@ def test_a_standalone_rejects_another_volume_and_any_omnibus():
     trilogy = WantedBook("m-lw", "Leviathan Wakes", "James S. A. Corey", series="The Expanse", position=1.0)
     unknown_range = release_score(trilogy, hand(title="The Expanse Trilogy", authors=("James S. A. Corey",)), prefs)
     assert unknown_range.rejection == "omnibus" and unknown_range.covers == ()
+
+
+def test_a_subtitled_wanted_title_matches_the_main_title_alone_at_most_90():
+    subtitled = replace(HOBBIT, title="The Hobbit, or There and Back Again")
+    ranked = rank_releases(subtitled, mam_releases("search_the_hobbit.json"), ReleasePreferences(user_is_vip=True))
+    chosen, _ = choose_release(ranked)
+    assert chosen is not None and chosen.release.release_id == "1100401"
+    assert "title 90 (main title)" in chosen.reasons
+    full = release_score(subtitled, hand(title="The Hobbit, or There and Back Again"), PREFS)
+    main = release_score(subtitled, hand(title="The Hobbit"), PREFS)
+    assert "title 100" in full.reasons and full.score > main.score  # the same copy under the full title ranks first
+    hail_mary = WantedBook("m-phm", "Project Hail Mary: A Novel", "Andy Weir")
+    scored = release_score(hail_mary, hand(title="Project Hail Mary", authors=("Andy Weir",)), PREFS)
+    assert scored.accepted and "title 90 (main title)" in scored.reasons
+    spaced = WantedBook("m-ps", "Leviathan Wakes - The Expanse Book One", "James S. A. Corey")
+    assert "title 90 (main title)" in release_score(
+        spaced, hand(title="Leviathan Wakes", authors=("James S. A. Corey",)), PREFS
+    ).reasons
+
+
+def test_a_main_title_that_is_the_series_name_or_a_near_miss_does_not_count():
+    hero = WantedBook("m-hoa", "Mistborn: The Hero of Ages", "Brandon Sanderson", series="Mistborn")
+    mistborn_one = hand(title="Mistborn", authors=("Brandon Sanderson",))
+    assert release_score(hero, mistborn_one, PREFS).rejection.startswith("title ")
+    odyssey = WantedBook("m-2001", "2001: A Space Odyssey", "Arthur C. Clarke")
+    sequel = release_score(odyssey, hand(title="2010", authors=("Arthur C. Clarke",)), PREFS)
+    assert sequel.rejection.startswith("title ") and not any("main title" in r for r in sequel.reasons)
+    # The part after the series prefix was already the title.
+    final = WantedBook("m-fe", "Mistborn: The Final Empire", "Brandon Sanderson", series="Mistborn")
+    assert "title 100" in release_score(
+        final, hand(title="The Final Empire", authors=("Brandon Sanderson",)), PREFS
+    ).reasons
+
+
+def test_one_part_of_a_split_upload_is_rejected_whatever_is_known_of_the_runtime():
+    stormlight = (("The Stormlight Archive", "1"),)
+    sanderson = ("Brandon Sanderson",)
+    titles = [
+        "The Way of Kings, Part 1",
+        "The Way of Kings Part One",
+        "The Way of Kings Pt. 1",
+        "The Way of Kings (1 of 2)",
+        "The Way of Kings: Book One of the Stormlight Archive, Part 1",
+    ]
+    for book in (WAY_OF_KINGS, replace(WAY_OF_KINGS, expected_duration_s=None)):
+        for title in titles:
+            scored = release_score(book, hand(title=title, authors=sanderson, series=stormlight), PREFS)
+            assert scored.rejection == "split part 1", title
+            assert not any(r.startswith("sequel number") for r in scored.reasons), title
+    second = release_score(
+        WAY_OF_KINGS, hand(title="The Way of Kings (2 of 2)", authors=sanderson, series=stormlight), PREFS
+    )
+    assert second.rejection == "split part 2"
+    radiance = WantedBook("m-wor", "Words of Radiance", "Brandon Sanderson", "The Stormlight Archive", 2.0, "2")
+    halves = [hand(str(i), title=t, authors=sanderson, series=(("The Stormlight Archive", "2"),))
+              for i, t in enumerate(["Words of Radiance (1 of 2)", "Words of Radiance, Part 1", "Words of Radiance"])]
+    rows = by_id(rank_releases(radiance, halves, PREFS))
+    assert rows["0"].rejection == "split part 1" and rows["1"].rejection == "split part 1" and rows["2"].accepted
+    # "Part 1 of 6" keeps its own, older rejection.
+    assert release_score(WAY_OF_KINGS, hand(title="The Way of Kings, Part 1 of 6", authors=sanderson),
+                         PREFS).rejection == "multi-part 1 of 6"
+
+
+def test_a_wanted_part_is_matched_part_for_part():
+    wanted = WantedBook("m-dh1", "The Way of Kings, Part 1", "Brandon Sanderson")
+    sanderson = ("Brandon Sanderson",)
+    assert release_score(wanted, hand(title="The Way of Kings, Part 1", authors=sanderson), PREFS).accepted
+    other = release_score(wanted, hand(title="The Way of Kings, Part 2", authors=sanderson), PREFS)
+    assert other.rejection == "sequel number 2 not 1"
+    # Words that merely start with "part" are no part marker.
+    assert release_score(HOBBIT, hand(title="The Hobbit (Partial Cast Notes)"), PREFS).rejection is None
+
+
+def test_number_phrases_and_years_are_titles_not_volumes():
+    orwell = ("George Orwell",)
+    nineteen = WantedBook("m-1984", "1984", "George Orwell")
+    for title in ("Nineteen Eighty-Four", "1984", "Nineteen Eighty-Four (Unabridged)"):
+        scored = release_score(nineteen, hand(title=title, authors=orwell), PREFS)
+        assert scored.accepted and "title 100" in scored.reasons, title
+    words = replace(nineteen, title="Nineteen Eighty-Four")
+    assert release_score(words, hand(title="1984", authors=orwell), PREFS).accepted
+    catch = WantedBook("m-c22", "Catch-22", "Joseph Heller")
+    assert release_score(catch, hand(title="Catch Twenty-Two", authors=("Joseph Heller",)), PREFS).accepted
+    # A lone number word is still a volume: the traps stay shut.
+    corey = ("James S. A. Corey",)
+    nemesis = WantedBook("m-ng", "Nemesis Games", "James S. A. Corey", "The Expanse", 5.0, "5")
+    book_four = release_score(nemesis, hand(title="Nemesis Games, Book Four", authors=corey), PREFS)
+    assert book_four.rejection == "sequel number 4 not 5"
+    remnant = WantedBook("m-r2", "Remnant II", "Somebody Else")
+    third = release_score(remnant, hand(title="Remnant III", authors=("Somebody Else",)), PREFS)
+    assert third.rejection == "sequel number 3 not 2"
+    assert release_score(remnant, hand(title="Remnant II", authors=("Somebody Else",)), PREFS).accepted
 
 
 # --- ranking, choosing, the table ----------------------------------------------------------
