@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
+import hashlib
 import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import torf
@@ -22,41 +23,183 @@ _BASE32 = re.compile(r"^[A-Za-z2-7]{32}$")
 
 
 class InvalidTorrent(ValueError):
-    """The bytes are not a usable v1 .torrent, or the magnet carries no v1 info-hash."""
+    """The bytes are not a usable v1 .torrent, or the magnet carries no v1 info-hash.
+
+    Messages never quote the torrent: its announce URL holds the tracker passkey."""
 
 
-def _read(torrent: bytes) -> torf.Torrent:
+# A book's .torrent is a few KB; this bounds what a wrong download (a page, a file) costs to scan.
+MAX_TORRENT_BYTES = 20 * 1024 * 1024
+# libtorrent refuses bencode nested deeper than this (bdecode's default depth_limit).
+_MAX_DEPTH = 100
+_INTEGER = re.compile(rb"i(0|-?[1-9][0-9]*)e")
+_STRING_LENGTH = re.compile(rb"(0|[1-9][0-9]{0,8}):")
+_DIGITS = frozenset(b"0123456789")
+_LIST, _DICT_KEY, _DICT_VALUE = 0, 1, 2
+
+
+def _string_end(data: bytes, pos: int) -> int:
+    """End of the bencoded string starting at `pos`."""
+    if (length := _STRING_LENGTH.match(data, pos)) is None:
+        if all(byte in _DIGITS for byte in data[pos : pos + 10]) and len(data) - pos < 10:
+            raise InvalidTorrent(f"truncated at byte {len(data)}")
+        raise InvalidTorrent(f"malformed string length at byte {pos}")
+    end = length.end() + int(length.group(1))
+    if end > len(data):
+        raise InvalidTorrent(f"truncated at byte {len(data)}")
+    return end
+
+
+def _value_end(data: bytes, pos: int) -> int:
+    """End of the bencoded value starting at `pos` (iterative: nesting cannot exhaust the stack)."""
+    containers: list[int] = []
+    while True:
+        if pos >= len(data):
+            raise InvalidTorrent(f"truncated at byte {len(data)}")
+        byte = data[pos]
+        inside = containers[-1] if containers else None
+        if byte == ord("e") and inside in (_LIST, _DICT_KEY):
+            containers.pop()
+            pos += 1
+        elif inside == _DICT_KEY:
+            if byte not in _DIGITS:
+                raise InvalidTorrent(f"dictionary key at byte {pos} is not a string")
+            pos = _string_end(data, pos)
+            containers[-1] = _DICT_VALUE
+            continue
+        elif byte in _DIGITS:
+            pos = _string_end(data, pos)
+        elif byte == ord("i"):
+            if (integer := _INTEGER.match(data, pos)) is None:
+                if data.find(b"e", pos) < 0:
+                    raise InvalidTorrent(f"truncated at byte {len(data)}")
+                raise InvalidTorrent(f"malformed integer at byte {pos}")
+            pos = integer.end()
+        elif byte in (ord("l"), ord("d")):
+            if len(containers) >= _MAX_DEPTH:
+                raise InvalidTorrent(f"nested deeper than {_MAX_DEPTH} levels at byte {pos}")
+            containers.append(_LIST if byte == ord("l") else _DICT_KEY)
+            pos += 1
+            continue
+        else:
+            raise InvalidTorrent(f"not bencode at byte {pos}")
+        # A whole value ended here.
+        if not containers:
+            return pos
+        if containers[-1] == _DICT_VALUE:
+            containers[-1] = _DICT_KEY
+
+
+def _dict_entries(data: bytes, pos: int) -> tuple[list[tuple[bytes, int, int]], int]:
+    """(key, value start, value end) for each entry of the dictionary at `pos`, and its end."""
+    entries = []
+    pos += 1
+    while True:
+        if pos >= len(data):
+            raise InvalidTorrent(f"truncated at byte {len(data)}")
+        if data[pos] == ord("e"):
+            return entries, pos + 1
+        if data[pos] not in _DIGITS:
+            raise InvalidTorrent(f"dictionary key at byte {pos} is not a string")
+        key_end = _string_end(data, pos)
+        key = data[data.index(b":", pos) + 1 : key_end]
+        value_end = _value_end(data, key_end)
+        entries.append((key, key_end, value_end))
+        pos = value_end
+
+
+def _info_span(torrent: bytes) -> tuple[bytes, int, int]:
+    """The .torrent as bytes and the byte span of its top-level `info` dictionary."""
     if not isinstance(torrent, bytes | bytearray):
         raise InvalidTorrent(f"expected .torrent bytes, got {type(torrent).__name__}")
-    if not torrent:
+    data = bytes(torrent)
+    if not data:
         raise InvalidTorrent("empty .torrent file")
-    if not torrent.startswith(b"d"):
+    if len(data) > MAX_TORRENT_BYTES:
+        raise InvalidTorrent(f"not a .torrent: {len(data)} bytes, more than {MAX_TORRENT_BYTES}")
+    if not data.startswith(b"d"):
         # An HTML login page or an error text instead of a .torrent is the usual cause.
-        preview = torrent[:60].decode("utf-8", "replace").replace("\n", " ")
-        raise InvalidTorrent(f"not a bencoded .torrent (starts with {preview!r})")
-    try:
-        return torf.Torrent.read_stream(io.BytesIO(bytes(torrent)))
-    except torf.TorfError as exc:
-        raise InvalidTorrent(f"invalid .torrent: {exc}") from None
+        raise InvalidTorrent("not a bencoded .torrent (does not start with a dictionary)")
+    entries, end = _dict_entries(data, 0)
+    if end != len(data):
+        raise InvalidTorrent(f"not a .torrent: {len(data) - end} bytes of trailing data after byte {end}")
+    spans = [(start, stop) for key, start, stop in entries if key == b"info"]
+    if not spans:
+        raise InvalidTorrent("no info dictionary")
+    if len(spans) > 1:
+        raise InvalidTorrent("more than one info dictionary")
+    [(start, stop)] = spans
+    if data[start] != ord("d"):
+        raise InvalidTorrent("the info value is not a dictionary")
+    info_keys = {key: data[value_start] for key, value_start, _ in _dict_entries(data, start)[0]}
+    if info_keys.get(b"pieces") not in _DIGITS:
+        # qBittorrent tracks a v2-only torrent by its (truncated) v2 hash, not a v1 one.
+        raise InvalidTorrent("the info dictionary has no v1 pieces (a v2-only torrent?)")
+    return data, start, stop
 
 
 def info_hash(torrent: bytes) -> str:
-    """Lower-case hex v1 info-hash of a .torrent file; InvalidTorrent for anything else."""
-    return _read(torrent).infohash.lower()
+    """Lower-case hex v1 info-hash of a .torrent file: the SHA-1 of the raw `info` value, as
+    qBittorrent computes it. Only the bencode is checked, not announce URLs and the like,
+    which qBittorrent accepts too; InvalidTorrent for anything else."""
+    data, start, stop = _info_span(torrent)
+    return hashlib.sha1(data[start:stop]).hexdigest()
+
+
+def _decode(data: bytes, pos: int) -> tuple[Any, int]:
+    """The value at `pos` of bencode `_value_end` has already checked, and its end."""
+    byte = data[pos]
+    if byte == ord("i"):
+        end = data.index(b"e", pos)
+        return int(data[pos + 1 : end]), end + 1
+    if byte in _DIGITS:
+        colon = data.index(b":", pos)
+        end = colon + 1 + int(data[pos:colon])
+        return data[colon + 1 : end], end
+    pos += 1
+    if byte == ord("l"):
+        items = []
+        while data[pos] != ord("e"):
+            item, pos = _decode(data, pos)
+            items.append(item)
+        return items, pos + 1
+    entries = {}
+    while data[pos] != ord("e"):
+        key, pos = _decode(data, pos)
+        entries[key], pos = _decode(data, pos)
+    return entries, pos + 1
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, bytes):
+        raise InvalidTorrent("the info dictionary has no usable file list")
+    return value.decode("utf-8", "replace")
+
+
+def _length(value: Any) -> int:
+    if not isinstance(value, int) or value < 0:
+        raise InvalidTorrent("the info dictionary has no usable file list")
+    return value
 
 
 def torrent_files(torrent: bytes) -> list[tuple[str, int]]:
     """(path, size) per file as qBittorrent names them: "Name/sub/file" for a multi-file
     torrent, just the name for a single file; BEP 47 padding files are left out."""
-    info = _read(torrent).metainfo["info"]
-    name = str(info["name"])
-    if "files" not in info:
-        return [(name, int(info["length"]))]
+    data, start, _stop = _info_span(torrent)
+    info, _end = _decode(data, start)
+    name = _text(info.get(b"name"))
+    if b"files" not in info:
+        return [(name, _length(info.get(b"length")))]
+    entries = info[b"files"]
+    if not isinstance(entries, list) or not entries:
+        raise InvalidTorrent("the info dictionary has no usable file list")
     files = []
-    for entry in info["files"]:
-        if "p" in str(entry.get("attr", "")):
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(path := entry.get(b"path"), list) or not path:
+            raise InvalidTorrent("the info dictionary has no usable file list")
+        if b"p" in (attr if isinstance(attr := entry.get(b"attr"), bytes) else b""):
             continue
-        files.append(("/".join([name, *(str(part) for part in entry["path"])]), int(entry["length"])))
+        files.append(("/".join([name, *(_text(part) for part in path)]), _length(entry.get(b"length"))))
     return files
 
 

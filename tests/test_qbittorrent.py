@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mamcrawler.torrents import InvalidTorrent, info_hash, magnet_info_hash, make_torrent, torrent_files
+from mamcrawler.torrents import InvalidTorrent, info_hash, make_torrent, torrent_files
 from resources import qbittorrent as qbittorrent_module
 from resources.qbittorrent import (
     QBittorrentAuthError,
@@ -67,48 +67,6 @@ def only(resource: QBittorrentResource, torrent_hash: str) -> TorrentState:
 def completed(resource: QBittorrentResource, torrent_hash: str) -> TorrentState | None:
     state = only(resource, torrent_hash)
     return state if state.completion_on is not None and state.progress >= 1.0 else None
-
-
-# ---- torrent helpers --------------------------------------------------------------------
-
-
-def test_torrent_helpers_read_what_make_torrent_wrote(tmp_path):
-    folder, torrent = make_audiobook(tmp_path)
-    digest = info_hash(torrent)
-    assert len(digest) == 40 and digest == digest.lower()
-    assert torrent_files(torrent) == [
-        ("Fake Author - Fake Book/01 - Chapter One.mp3", 300_003),
-        ("Fake Author - Fake Book/02 - Chapter Two.mp3", 200_003),
-    ]
-    single = make_torrent(folder / "01 - Chapter One.mp3", name="renamed.mp3")
-    assert torrent_files(single) == [("renamed.mp3", 300_003)]
-
-    base32 = base64.b32encode(bytes.fromhex(digest)).decode()
-    assert magnet_info_hash(f"magnet:?xt=urn:btih:{digest.upper()}&dn=Fake+Book") == digest
-    assert magnet_info_hash(f"magnet:?dn=x&xt=urn:btih:{base32}&tr=http%3A%2F%2F127.0.0.1%2Fa") == digest
-
-
-@pytest.mark.parametrize(
-    ("data", "reason"),
-    [
-        (b"", "empty"),
-        (b"<html><body>Please log in</body></html>", "not a bencoded .torrent"),
-        (b"d8:announce3:abce", "Missing 'info'"),
-        (b"d4:infod4:name3:abcee", "piece length"),
-    ],
-)
-def test_garbage_is_an_invalid_torrent_with_a_reason(data, reason):
-    with pytest.raises(InvalidTorrent, match=reason):
-        info_hash(data)
-
-
-@pytest.mark.parametrize(
-    "magnet",
-    ["http://example.invalid/x.torrent", "magnet:?dn=no-hash", "magnet:?xt=urn:btih:abc", "magnet:?xt=urn:btmh:1220ab"],
-)
-def test_magnet_without_v1_hash_is_invalid(magnet):
-    with pytest.raises(InvalidTorrent):
-        magnet_info_hash(magnet)
 
 
 # ---- real qbittorrent-nox ---------------------------------------------------------------
@@ -238,15 +196,33 @@ def test_refused_torrent_raises_rejected(tmp_path, monkeypatch):
         assert resource_for(qbit).torrents() == []
 
 
-def test_category_save_path_is_created_and_edited(tmp_path):
+def test_category_path_the_user_set_is_kept_unless_one_is_configured(tmp_path):
+    _folder, torrent = make_audiobook(tmp_path)
+    digest = info_hash(torrent)
+    users_path = tmp_path / "users-audiobooks"
     with QbitInstance(tmp_path) as qbit:
-        resource_for(qbit, save_path=str(tmp_path / "one")).ensure_category()
-        resource_for(qbit, save_path=str(tmp_path / "two")).ensure_category()
+        raw = qbit.client()
+        raw.torrents_create_category(name="mamcrawler", save_path=str(users_path))
+        # Blanking the path would make qBittorrent move every auto-managed torrent in the category.
+        resource = resource_for(qbit)
+        resource.ensure_category()
+        assert resource.add_torrent(torrent, digest, TAGS).status == "added"
+        assert qbit.client().torrents_categories()["mamcrawler"]["savePath"] == str(users_path)
+        assert Path(resource.find(digest).save_path) == users_path
+
+        configured = tmp_path / "configured"
+        resource_for(qbit, save_path=str(configured)).ensure_category()
+        assert qbit.client().torrents_categories()["mamcrawler"]["savePath"] == str(configured)
+        assert wait_for(lambda: Path(resource.find(digest).save_path) == configured, "the torrent to follow")
+
+
+def test_category_is_created_with_the_configured_path_or_none(tmp_path):
+    with QbitInstance(tmp_path) as qbit:
+        resource_for(qbit, category="plain").ensure_category()
+        resource_for(qbit, category="placed", save_path=str(tmp_path / "placed")).ensure_category()
         categories = qbit.client().torrents_categories()
-        assert categories["mamcrawler"]["savePath"] == str(tmp_path / "two")
-        # Without a configured save path the user's own path stays (blanking it would move files).
-        resource_for(qbit).ensure_category()
-        assert qbit.client().torrents_categories()["mamcrawler"]["savePath"] == str(tmp_path / "two")
+        assert categories["plain"]["savePath"] == ""
+        assert categories["placed"]["savePath"] == str(tmp_path / "placed")
 
 
 def test_remove_tags_lets_go_of_a_torrent_without_touching_it(tmp_path):
@@ -254,15 +230,39 @@ def test_remove_tags_lets_go_of_a_torrent_without_touching_it(tmp_path):
     content.mkdir(parents=True)
     (content / "part.mp3").write_bytes(b"\0" * 40_000)
     torrent = make_torrent(content)
+    ih = info_hash(torrent)
     with QbitInstance(tmp_path) as qbit:
         qbit.seed(torrent, content.parent)
+        raw = qbit.client()
+        wait_for(lambda: raw.torrents_info(torrent_hashes=ih), "the user's torrent to appear")
+        raw.torrents_add_tags(tags=["users-own"], torrent_hashes=ih)
         resource = resource_for(qbit)
-        ih = info_hash(torrent)
         assert resource.add_torrent(torrent, ih, ["mamcrawler", "mc-book"]).status == "already_present"
+        assert sorted(resource.find(ih).tags) == ["mamcrawler", "mc-book", "users-own"]
+
         resource.remove_tags(ih, ["mamcrawler", "mc-book"])
         found = resource.find(ih)
-        assert found is not None and not {"mamcrawler", "mc-book"} & set(found.tags)
+        assert found.tags == ["users-own"] and found.category == ""
+        assert Path(found.save_path) == content.parent
+        assert resource.torrents(tag="mamcrawler") == []
         assert (content / "part.mp3").exists()
+        with pytest.raises(ValueError, match="not a hex v1 info-hash"):
+            resource.remove_tags("nope", ["mamcrawler"])
+
+
+def test_qbittorrent_agrees_on_the_hash_of_a_torrent_torf_refuses(tmp_path):
+    """An announce URL torf calls invalid (port 99999) is qBittorrent's business, not ours."""
+    folder, _torrent = make_audiobook(tmp_path)
+    valid, invalid = (f"http://127.0.0.1:{port}/SECRETPASSKEY/announce".encode() for port in (8443, 99999))
+    passkey_torrent = make_torrent(folder, trackers=[valid.decode()])
+    odd = passkey_torrent.replace(b"%d:%s" % (len(valid), valid), b"%d:%s" % (len(invalid), invalid))
+    assert odd != passkey_torrent
+    digest = info_hash(odd)
+    with QbitInstance(tmp_path) as qbit:
+        resource = resource_for(qbit)
+        assert resource.add_torrent(odd, digest, TAGS).status == "added"
+        assert resource.find(digest).name == folder.name
+        assert resource.files(digest) == torrent_files(odd)
 
 
 def test_wrong_password_cools_down_without_contacting_the_server(tmp_path):
