@@ -207,7 +207,7 @@ def download_requests(
                 break
             tried += 1
             mid = candidate["missing_id"]
-            request = new_request(candidate, "sending", None, lifecycle.next_attempt_number(store.read_optional("download_requests"), mid))
+            request = new_request(candidate, "sending", None, lifecycle.next_attempt_number(live, mid))
             try:
                 torrent = indexers.fetch(candidate)
                 ih = info_hash(torrent) if isinstance(torrent, bytes) else magnet_info_hash(torrent)
@@ -261,8 +261,9 @@ def download_requests(
     return _requests_result(table, profile, sent, held, ledger.errors, dry_run=False, finished=finished)
 
 
-# An import ABS could not take is tried again after this, doubling; one that failed on this
-# machine (disk full, permissions, path mapping) by the next run, once the user fixed it.
+# An import ABS could not take is tried again after this, doubling (each try rescans the
+# library); one that failed on this machine (disk full, permissions, path mapping) by the next
+# run, once the user fixed it.
 ABS_RETRY = lifecycle.RetryPolicy(backoff_s=15 * 60)
 NO_WAIT = lifecycle.RetryPolicy(backoff_s=0)
 
@@ -343,12 +344,13 @@ def _requests_result(table, profile, plan, held, errors, *, dry_run: bool, finis
 
 
 class _ImportProblem(Exception):
-    """Why a finished download was not imported; `retry`: the same download is tried again
-    (disk full, ABS away), else the release is unusable (not audio, unsafe names)."""
+    """Why a finished download was not imported. `retry` None: the release is unusable (not
+    audio, unsafe names); else the same download is tried again after that policy's wait,
+    recorded in `failed_attempts` unless `record` is off (a wait of seconds, not a failure)."""
 
-    def __init__(self, reason: str, message: str, *, retry: bool) -> None:
+    def __init__(self, reason: str, message: str, *, retry: lifecycle.RetryPolicy | None, record: bool = True) -> None:
         super().__init__(message)
-        self.reason, self.retry = reason, retry
+        self.reason, self.retry, self.record = reason, retry, record
 
 
 @asset(group_name="acquisition", deps=[download_requests], pool=WAREHOUSE_POOL, kinds={"duckdb", "qbittorrent"})
@@ -424,17 +426,13 @@ def imported_books(
             ledger.errors.append(f"{request['book']}: qBittorrent did not answer ({exc}); tried again next run")
             continue
         except _ImportProblem as exc:
-            if exc.reason == "qbittorrent_busy":  # seconds, not a failure: the next run imports it
-                ledger.errors.append(f"{request['book']}: {exc}; imported by the next run")
-            elif exc.retry and exc.reason.startswith("abs_"):
-                # Each try rescans the ABS library: not more often than this, doubling.
-                ledger.service_failed("import", request["info_hash"], request["book"], exc.reason,
-                                      f"{exc} (tried again after {ABS_RETRY.backoff_s / 60:.0f} min, doubling)", ABS_RETRY)
-            elif exc.retry:
-                ledger.service_failed("import", request["info_hash"], request["book"], exc.reason,
-                                      f"{exc} (tried again by the next run)", NO_WAIT)
-            else:
+            if exc.retry is None:
                 ledger.release_failed(request, "import", exc.reason, str(exc))
+            elif not exc.record:
+                ledger.errors.append(f"{request['book']}: {exc}; imported by the next run")
+            else:
+                wait = f"after {exc.retry.backoff_s / 60:.0f} min, doubling" if exc.retry.backoff_s else "by the next run"
+                ledger.service_failed("import", request["info_hash"], request["book"], exc.reason, f"{exc} (tried again {wait})", exc.retry)
             key = f"{'retry later' if exc.retry else 'unusable'}: {exc.reason}"
             counts[key] = counts.get(key, 0) + 1
             continue
@@ -503,26 +501,26 @@ def _book_folder(request: dict) -> PurePosixPath:
 def _import(request: dict, torrent, qbittorrent: QBittorrentResource, abs_client: AudiobookshelfResource,
             options: AcquisitionOptions, library: tuple[str, str], now) -> dict:
     if torrent is None:
-        raise _ImportProblem("torrent_removed", "the finished torrent was removed from qBittorrent before its import", retry=False)
+        raise _ImportProblem("torrent_removed", "the finished torrent was removed from qBittorrent before its import", retry=None)
     if torrent.state in _BUSY_STATES:
-        raise _ImportProblem("qbittorrent_busy", f"qBittorrent is {torrent.state} the files", retry=True)
+        raise _ImportProblem("qbittorrent_busy", f"qBittorrent is {torrent.state} the files", retry=NO_WAIT, record=False)
     try:
         names = [(name, safe_relative(name)) for name, _size in qbittorrent.files(request["info_hash"])]
     except UnsafeName as exc:
-        raise _ImportProblem("unsafe_name", f"the torrent names a file unsafely: {exc}", retry=False) from None
+        raise _ImportProblem("unsafe_name", f"the torrent names a file unsafely: {exc}", retry=None) from None
     except QBittorrentError as exc:
-        raise _ImportProblem("qbittorrent_unavailable", str(exc), retry=True) from None
+        raise _ImportProblem("qbittorrent_unavailable", str(exc), retry=NO_WAIT) from None
     base = Path(options.local_path(torrent.save_path))
     keep = [(base / name, rel) for name, rel in names if rel.suffix.lower().lstrip(".") in _KEEP]
     if any(not source.is_file() for source, _ in keep):
         raise _ImportProblem("files_not_found", f"the downloaded files are not under {base} on this machine "
-                             "(is MAMCRAWLER_DOWNLOAD_PATH_MAP right?)", retry=True)
+                             "(is MAMCRAWLER_DOWNLOAD_PATH_MAP right?)", retry=NO_WAIT)
     if any(not os.access(source, os.R_OK) for source, _ in keep):
         raise _ImportProblem("permission", f"permission denied reading the downloads under {base}: run MAMCRAWLER as a "
-                             "user that can read qBittorrent's files", retry=True)
+                             "user that can read qBittorrent's files", retry=NO_WAIT)
     check = check_audio([base / name for name, _ in names], request["expected_duration_s"], tolerance=options.duration_tolerance)
     if not check.ok:
-        raise _ImportProblem("audio_check" if check.audio_files else "not_audio", check.reason or "audio check failed", retry=False)
+        raise _ImportProblem("audio_check" if check.audio_files else "not_audio", check.reason or "audio check failed", retry=None)
     # The torrent's own top folder is dropped: the book folder is ours.
     tops = {rel.parts[0] for _, rel in keep}
     if len(tops) == 1 and all(len(rel.parts) > 1 for _, rel in keep):
@@ -531,21 +529,21 @@ def _import(request: dict, torrent, qbittorrent: QBittorrentResource, abs_client
     try:
         placement = place_files(keep, Path(options.library_dir) / folder)
     except PlacementError as exc:
-        raise _ImportProblem("placement", str(exc), retry=True) from None
+        raise _ImportProblem("placement", str(exc), retry=NO_WAIT) from None
     library_id, abs_folder = library
     abs_path = f"{abs_folder}/{folder.as_posix()}"
     try:
         abs_client.scan_library(library_id)
         if not abs_client.wait_for_scan(library_id):
-            raise _ImportProblem("abs_scan_timeout", "the ABS library scan did not finish in time", retry=True)
+            raise _ImportProblem("abs_scan_timeout", "the ABS library scan did not finish in time", retry=ABS_RETRY)
         item = abs_client.find_item_by_path(library_id, abs_path)
         if item is None:
-            raise _ImportProblem("abs_item_missing", f"ABS has no item at {abs_path} after the scan", retry=True)
+            raise _ImportProblem("abs_item_missing", f"ABS has no item at {abs_path} after the scan", retry=ABS_RETRY)
         body = plan_import_metadata(request, item["media"]["metadata"])
         if body:
             abs_client.update_media(item["id"], body)
     except AbsError as exc:
-        raise _ImportProblem("abs_unavailable", str(exc), retry=True) from None
+        raise _ImportProblem("abs_unavailable", str(exc), retry=ABS_RETRY) from None
     return {
         "missing_id": request["missing_id"], "info_hash": request["info_hash"], "book": request["book"],
         "abs_item_id": item["id"], "abs_path": abs_path, "method": placement.method, "files": len(placement.files),

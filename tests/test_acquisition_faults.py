@@ -33,6 +33,7 @@ from resources.settings import AcquisitionOptions
 from resources.warehouse import WarehouseResource
 from tests.acquisition_world import STORMLIGHT_3, acquisition_world
 from tests.audio import write_test_mp3
+from tests.bencode import bencode
 from tests.servers import free_port, serve
 
 LIVE = ("sent", "downloading", "completed")
@@ -287,18 +288,6 @@ def test_the_not_audio_error_names_what_the_torrent_holds(tmp_path):
     assert "2 files (.txt)" in str(refused.value)
 
 
-def _bencode(value) -> bytes:
-    if isinstance(value, int):
-        return b"i%de" % value
-    if isinstance(value, str):
-        value = value.encode()
-    if isinstance(value, bytes):
-        return b"%d:%s" % (len(value), value)
-    if isinstance(value, list):
-        return b"l" + b"".join(map(_bencode, value)) + b"e"
-    return b"d" + b"".join(_bencode(k) + _bencode(value[k]) for k in sorted(value)) + b"e"
-
-
 def _torrent_climbing_out(parts: list[tuple[list[str], bytes]], name: str) -> bytes:
     """A multi-file .torrent bencoded by hand, so no library in between tidies the `..` away."""
     piece = 16384
@@ -306,7 +295,7 @@ def _torrent_climbing_out(parts: list[tuple[list[str], bytes]], name: str) -> by
     pieces = b"".join(hashlib.sha1(blob[i : i + piece]).digest() for i in range(0, len(blob), piece))
     files = [{"length": len(data), "path": path} for path, data in parts]
     info = {"name": name, "piece length": piece, "pieces": pieces, "private": 1, "files": files}
-    return _bencode({"announce": "http://127.0.0.1:9/announce", "info": info})
+    return bencode({"announce": "http://127.0.0.1:9/announce", "info": info}, sort_keys=True)
 
 
 def test_a_path_that_climbs_out_is_refused():

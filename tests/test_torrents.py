@@ -19,23 +19,11 @@ from mamcrawler.torrents import (
     make_torrent,
     torrent_files,
 )
+from tests.bencode import bencode
 
 PASSKEY = "SECRETPASSKEY"
 VALID_ANNOUNCE = f"http://127.0.0.1:8443/{PASSKEY}/announce"
 INVALID_ANNOUNCE = f"http://127.0.0.1:99999/{PASSKEY}/announce"  # port out of range
-
-
-def bencode(value) -> bytes:
-    """Bencode as written, dictionary keys in the given order (to build odd but valid torrents)."""
-    if isinstance(value, int):
-        return b"i%de" % value
-    if isinstance(value, str):
-        value = value.encode()
-    if isinstance(value, bytes):
-        return b"%d:%s" % (len(value), value)
-    if isinstance(value, list):
-        return b"l" + b"".join(bencode(item) for item in value) + b"e"
-    return b"d" + b"".join(bencode(key) + bencode(item) for key, item in value.items()) + b"e"
 
 
 def torf_hash(torrent: bytes) -> str:

@@ -26,11 +26,8 @@ proves a real browser ran the page (inferred: not a fact about MAM).
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import html
 import json
-import math
 import re
 import unicodedata
 import urllib.parse
@@ -38,10 +35,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import torf
 
 from mamcrawler.releases import parse_size
 from resources.replay.recorded import envelope, load
+from resources.replay.recorded import fake_torrent as recorded_torrent
 
 SEARCH_PATH = "/tor/js/loadSearchJSONbasic.php"
 REPLAY_MAM_ID = "FAKE-MAM-ID-0001"  # the cookie the fixtures were written with (fake)
@@ -316,18 +313,8 @@ def _cookie(request: httpx.Request) -> str | None:
     return match.group(1).strip() if match else None
 
 
-@functools.lru_cache(maxsize=1024)
 def fake_torrent(torrent_id: int, title: str, filetype: str, size: str) -> bytes:
     """A deterministic private .torrent for one row: one `<title>.<filetype>` of the row's size."""
-    length = max(1, parse_size(size) or 1)
-    piece_length = torf.Torrent.calculate_piece_size(length)
-    torrent = torf.Torrent(private=True, trackers=[FAKE_ANNOUNCE], source="MAM", created_by=None, creation_date=None)
-    info = torrent.metainfo["info"]
     stem = re.sub(r"[/\\:]", " ", title).strip()
-    info["name"] = f"{stem}.{(filetype.split() or ['m4b'])[0].lower()}"
-    info["length"] = length
-    info["piece length"] = piece_length
-    info["pieces"] = b"".join(
-        hashlib.sha1(f"{torrent_id}:{n}".encode()).digest() for n in range(math.ceil(length / piece_length))
-    )
-    return torrent.dump()
+    name = f"{stem}.{(filetype.split() or ['m4b'])[0].lower()}"
+    return recorded_torrent(str(torrent_id), name, parse_size(size) or 1, FAKE_ANNOUNCE, source="MAM")

@@ -23,10 +23,7 @@ loopback with `tests/servers.py`.
 from __future__ import annotations
 
 import functools
-import hashlib
-import io
 import json
-import math
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Collection
@@ -35,11 +32,12 @@ from urllib.parse import parse_qs, quote, urlsplit
 from xml.sax.saxutils import escape
 
 import httpx
-import torf
 
+from mamcrawler.torrents import info_hash as torrent_info_hash
 from mamcrawler.torznab_items import release_from_item
 from resources.replay.mam import fold_words
 from resources.replay.recorded import REPLAY_DIR
+from resources.replay.recorded import fake_torrent as recorded_torrent
 
 FIXTURES = REPLAY_DIR / "torznab"
 PROWLARR_INDEXERS = {5: "caps_mam_via_prowlarr.xml", 12: "caps_book_indexer.xml"}
@@ -119,7 +117,7 @@ def _item(xml: str) -> _Item:
     filetype = release.filetype or "m4b"
     size = release.size_bytes or 1
     torrent = fake_torrent(token, title, filetype, size)
-    info_hash = torf.Torrent.read_stream(io.BytesIO(torrent)).infohash.lower()
+    info_hash = torrent_info_hash(torrent)
     xml = re.sub(r'(name="infohash" value=")[0-9a-fA-F]{40}', rf"\g<1>{info_hash}", xml)
     xml = re.sub(r"btih:[0-9a-fA-F]{40}", f"btih:{info_hash.upper()}", xml)
     magnet = release.magnet or f"magnet:?xt=urn:btih:{info_hash}&dn={quote(title)}&tr={quote(FAKE_ANNOUNCE, safe='')}"
@@ -176,21 +174,10 @@ def synthetic_item(number: int) -> _Item:
     return _item(xml)
 
 
-@functools.lru_cache(maxsize=1024)
 def fake_torrent(token: str, title: str, filetype: str, size: int) -> bytes:
     """A deterministic private .torrent: one `<title>.<filetype>` file of the item's size."""
-    length = max(1, size)
-    piece_length = torf.Torrent.calculate_piece_size(length)
-    torrent = torf.Torrent(private=True, trackers=[FAKE_ANNOUNCE], created_by=None, creation_date=None)
-    info = torrent.metainfo["info"]
     stem = re.sub(r"\s*[/\\:]+\s*", " - ", title).strip()
-    info["name"] = f"{stem}.{filetype}"
-    info["length"] = length
-    info["piece length"] = piece_length
-    info["pieces"] = b"".join(
-        hashlib.sha1(f"{token}:{n}".encode()).digest() for n in range(math.ceil(length / piece_length))
-    )
-    return torrent.dump()
+    return recorded_torrent(token, f"{stem}.{filetype}", size, FAKE_ANNOUNCE)
 
 
 class TorznabReplay:
