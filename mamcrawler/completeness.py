@@ -1,12 +1,13 @@
 """What a collector is missing, from the providers' catalogues and the library itself.
 
-A catalogue entry is missing only when no owned book stands for it: not its position in
-the series (directly or inside an owned omnibus), not its ASIN or ISBN, and not its folded
+A catalogue entry is missing only when no owned book stands for it (`identity`): not its
+position in the series (directly or inside an owned omnibus), not its ASIN, ISBN or provider
+work id (the library's, or what enrichment matched to an owned book), and not its folded
 title by the same author (with the sequel-number guard, so "Remnant II" never owns
-"Remnant III"). Unreleased books are upcoming, not missing; translations are not listed;
-novellas and prequels are listed below the main line and count towards completeness only
-when asked to. The user's overrides (ignore a book or a series, mark a series complete,
-follow or unfollow an author) are applied last.
+"Remnant III"). Unreleased books are upcoming, not missing; translations and parts of split
+editions are not listed; novellas and prequels are listed below the main line and count
+towards completeness only when asked to. The user's overrides (ignore a book or a series,
+mark a series complete, follow or unfollow an author) are applied last.
 """
 
 from __future__ import annotations
@@ -19,14 +20,22 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import polars as pl
-from rapidfuzz import fuzz
 
-from mamcrawler.candidates import isbn13
-from mamcrawler.enrichment import sequel_numbers
 from mamcrawler.frames import bulk, frame_from_rows
-from mamcrawler.gaps import MISSING_SCHEMA, missing_id, owned_by_series, series_memberships
+from mamcrawler.gaps import MISSING_SCHEMA, missing_id, owned_by_series
+from mamcrawler.identity import (
+    DEFAULT_MIN_CONFIDENCE,
+    OwnedIndex,
+    matched_candidates,
+    merge_by_catalogue,
+    series_memberships,
+    work_key,
+    work_title,
+    works_per_author,
+)
 from mamcrawler.names import author_key, fold, series_key, title_key
 from mamcrawler.positions import format_position, parse_position
+from mamcrawler.series_recovery import split_edition_base
 
 OVERRIDES_TABLE = "completeness_overrides"
 OVERRIDE_KINDS = ("ignore_book", "ignore_series", "series_complete", "follow_author", "unfollow_author")
@@ -60,7 +69,7 @@ _ADAPTATION = re.compile(r"dramati[sz]ed|full[- ]cast|graphic ?audio|\bpart \d+ 
 
 
 def looks_like_adaptation(title: str | None, series: str | None = None) -> bool:
-    return bool(_ADAPTATION.search(f"{title or ''} {series or ''}"))
+    return bool(_ADAPTATION.search(f"{title or ''} {series or ''}")) or split_edition_base(title) is not None
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,7 @@ class CompletenessSettings:
     include_novellas: bool = False  # novellas and prequels count towards completeness
     language: str = "English"
     follow_min_books: int = 3  # authors with this many owned books are followed
+    ownership_min_confidence: str = DEFAULT_MIN_CONFIDENCE  # enrichment matches this sure say "owned"
 
 
 @dataclass(frozen=True)
@@ -78,39 +88,6 @@ class Completeness:
     series: pl.DataFrame
     authors: pl.DataFrame
     skipped: Counter
-
-
-class OwnedIndex:
-    """Everything that says "this book is owned": identifiers and folded titles per author."""
-
-    def __init__(self, books: pl.DataFrame) -> None:
-        self.asins = {a.upper() for a in books["asin"].drop_nulls().to_list()}
-        self.isbns = {i for i in (isbn13(x) for x in books["isbn"].drop_nulls().to_list()) if i}
-        self.titles: dict[str, list[tuple[set[str], set[float]]]] = defaultdict(list)
-        self.by_author: dict[str, list[str]] = defaultdict(list)
-        for title, keys in books.select("title", "author_keys").iter_rows():
-            key = title_key(title)
-            self.titles[key].append((set(keys or ()), sequel_numbers(title)))
-            for k in keys or ():
-                self.by_author[k].append(key)
-
-    def owns(self, title: str | None, authors: set[str], asin: str | None = None, isbn: str | None = None) -> bool:
-        if asin and asin.upper() in self.asins:
-            return True
-        if isbn and isbn13(isbn) in self.isbns:
-            return True
-        if not title:
-            return False
-        key, numbers = title_key(title), sequel_numbers(title)
-        for owned_authors, owned_numbers in self.titles.get(key, ()):
-            if owned_numbers == numbers and (not authors or not owned_authors or authors & owned_authors):
-                return True
-        # Near-identical titles by the same author ("The Final Empire" / "Final Empire, The").
-        for author in authors:
-            for owned_key in self.by_author.get(author, ()):
-                if fuzz.token_sort_ratio(key, owned_key) >= 95 and sequel_numbers(owned_key) == numbers:
-                    return True
-        return False
 
 
 def _released(dates: list[str | None], today: date) -> tuple[bool, str | None]:
@@ -151,26 +128,30 @@ def find_missing(
     overrides: pl.DataFrame | None,
     settings: CompletenessSettings,
     now: datetime | None = None,
+    evidence: pl.DataFrame | None = None,
 ) -> Completeness:
+    """`evidence`: the `book_metadata` candidates; those matched at or above
+    `settings.ownership_min_confidence` count as owned books and link series."""
+    matched = matched_candidates(evidence, settings.ownership_min_confidence)
     with bulk():
-        return _find_missing(books, series_catalog, author_catalog, overrides, settings, now or datetime.now(UTC))
+        return _find_missing(books, series_catalog, author_catalog, overrides, settings, now or datetime.now(UTC), matched)
 
 
-def _find_missing(books, series_catalog, author_catalog, overrides, settings, now) -> Completeness:
+def _find_missing(books, series_catalog, author_catalog, overrides, settings, now, matched) -> Completeness:
     skipped: Counter = Counter()
     ov = override_sets(overrides)
-    memberships = series_memberships(books)
+    memberships = merge_by_catalogue(series_memberships(books, matched), books, series_catalog)
     owned_main = owned_by_series(memberships)
     owned_minor: dict[str, set[float]] = defaultdict(set)
     for sid, kind, key in memberships.select("series_id", "kind", "sort_key").iter_rows():
         if kind in ("novella", "prequel") and key is not None:
             owned_minor[sid].add(key)
-    names = dict(memberships.group_by("series_id").agg(pl.col("series").mode().first()).iter_rows())
-    authors_of = dict(memberships.group_by("series_id").agg(pl.col("author").drop_nulls().mode().first()).iter_rows())
+    names = dict(memberships.group_by("series_id").agg(pl.col("series").mode().sort().first()).iter_rows())
     author_keys_of: dict[str, set[str]] = defaultdict(set)
     for sid, keys in memberships.select("series_id", "author_keys").iter_rows():
         author_keys_of[sid].update(keys or ())
-    index = OwnedIndex(books)
+    authors_of = _series_authors(memberships, books)
+    index = OwnedIndex(books, matched)
 
     # Catalogue entries per (series, position), every provider's titles and dates together.
     entries: dict[tuple[str, float], dict[str, Any]] = {}
@@ -188,12 +169,19 @@ def _find_missing(books, series_catalog, author_catalog, overrides, settings, no
                 skipped["catalogue entry without a usable position"] += 1
                 continue
             sources[sid].add(row["provider"])
-            slot = entries.setdefault((sid, row["sort_key"]), {"kind": row["kind"], "titles": {}, "dates": [], "asins": set()})
+            slot = entries.setdefault((sid, row["sort_key"]), _slot(row["kind"]))
+            if split_edition_base(row["title"]) is not None:
+                # One part of a split edition: not a book of its own, but it names the book's position.
+                skipped["part of a split edition in catalogue"] += 1
+                slot["parts"].setdefault(row["provider"], split_edition_base(row["title"]))
+                continue
             if row["title"]:
-                slot["titles"].setdefault(row["provider"], row["title"])
+                slot["titles"].setdefault(row["provider"], work_title(row["title"]))
             slot["dates"].append(row["release_date"])
             if row["asin"]:
                 slot["asins"].add(row["asin"])
+            if row.get("work_id"):
+                slot["works"].add((row["provider"], row["work_id"]))
 
     # An author's bibliography is a catalogue of their owned series too (Audible and Hardcover
     # name the series and position of each work).
@@ -204,11 +192,15 @@ def _find_missing(books, series_catalog, author_catalog, overrides, settings, no
             pos = parse_position(row["position_raw"])
             if sid is None or pos is None or pos.kind in ("unknown", "omnibus") or row["compilation"]:
                 continue
+            if split_edition_base(row["title"]) is not None:
+                continue
             sources[sid].add(row["provider"])
-            slot = entries.setdefault((sid, pos.sort_key), {"kind": pos.kind, "titles": {}, "dates": [], "asins": set()})
+            slot = entries.setdefault((sid, pos.sort_key), _slot(pos.kind))
             if row["title"]:
-                slot["titles"].setdefault(row["provider"], row["title"])
+                slot["titles"].setdefault(row["provider"], work_title(row["title"]))
             slot["dates"].append(row["release_date"])
+            if row.get("work_id"):
+                slot["works"].add((row["provider"], row["work_id"]))
 
     # A series whose every owned book a provider lists at the same position under another
     # series is that series under another name (the tag "The Three-Body Problem" #1 vs
@@ -217,19 +209,19 @@ def _find_missing(books, series_catalog, author_catalog, overrides, settings, no
     placed: dict[str, set[tuple[str, float]]] = defaultdict(set)  # title -> (series key, position)
     for (sid, position), entry in entries.items():
         for t in entry["titles"].values():
-            placed[title_key(t)].add((sid.split("|")[0], position))
+            placed[work_key(t)].add((sid.split("|")[0], position))
     if author_catalog is not None:  # an author's bibliography places a book in its series too
         for title, series, raw in author_catalog.filter(pl.col("series").is_not_null()).select(
             "title", "series", "position_raw"
         ).iter_rows():
             pos = parse_position(raw)
             if pos is not None and pos.sort_key is not None:
-                placed[title_key(title)].add((series_key(series), pos.sort_key))
+                placed[work_key(title)].add((series_key(series), pos.sort_key))
     in_series: dict[str, set[tuple[str, float | None]]] = defaultdict(set)
     for sid, item_title, position in memberships.join(books.select("item_id", "title"), on="item_id").select(
         "series_id", "title", "sort_key"
     ).iter_rows():
-        in_series[sid].add((title_key(item_title), position))
+        in_series[sid].add((work_key(item_title), position))
     aliases = {
         sid for sid, owned_books in in_series.items()
         if sid not in sources
@@ -242,7 +234,7 @@ def _find_missing(books, series_catalog, author_catalog, overrides, settings, no
         if sid in aliases:
             continue
         for position in range(1, max(owned) + 1):
-            entries.setdefault((sid, float(position)), {"kind": "main", "titles": {}, "dates": [], "asins": set()})
+            entries.setdefault((sid, float(position)), _slot("main"))
 
     missing_rows: list[dict[str, Any]] = []
     upcoming_rows: list[dict[str, Any]] = []
@@ -252,12 +244,13 @@ def _find_missing(books, series_catalog, author_catalog, overrides, settings, no
         name, author = names[sid], authors_of.get(sid)
         kind = entry["kind"]
         counts = kind == "main" or settings.include_novellas
-        title = _pick_title(entry["titles"])
-        owned = (
+        title = _pick_title(entry["titles"]) or _pick_title(entry["parts"])
+        owned = bool(
             (kind == "main" and int(position) in owned_main.get(sid, set()))
             or (kind != "main" and position in owned_minor.get(sid, set()))
-            or any(index.owns(t, author_keys_of[sid]) for t in entry["titles"].values())
+            or any(index.owns(t, author_keys_of[sid]) for t in [*entry["titles"].values(), *entry["parts"].values()])
             or any(index.owns(None, set(), asin=a) for a in entry["asins"])
+            or any(index.owns(None, set(), work=w) for w in entry["works"])
         )
         released, release_date = _released(entry["dates"], settings.today)
         if counts:
@@ -267,7 +260,7 @@ def _find_missing(books, series_catalog, author_catalog, overrides, settings, no
             continue
         if title:
             for k in author_keys_of[sid]:
-                listed_titles[k].add(title_key(title))
+                listed_titles[k].add(work_key(title))
         if not released:
             upcoming_rows.append({"series_id": sid, "series": name, "author": author, "position_label": format_position(position),
                                   "title": title, "release_date": release_date, "provider": _pick_provider(entry["titles"])})
@@ -305,13 +298,13 @@ def _find_missing(books, series_catalog, author_catalog, overrides, settings, no
             if row["language"] and fold(row["language"]) not in (fold(settings.language), fold(settings.language)[:2], "eng"):
                 skipped["other language (translation)"] += 1
                 continue
-            tkey = title_key(row["title"])
+            tkey = work_key(row["title"])
             if not tkey or (akey, tkey) in seen_works:
                 continue
             seen_works.add((akey, tkey))
             author_names.setdefault(akey, row.get("author") or display_names.get(akey, akey))
             released, release_date = _released([row["release_date"]], settings.today)
-            owned = index.owns(row["title"], {akey})
+            owned = index.owns(row["title"], {akey}, work=(row["provider"], row.get("work_id"))) is not None
             author_stats[akey]["total" if released else "upcoming"] += 1
             author_stats[akey]["owned"] += owned and released
             if owned or not released or tkey in listed_titles[akey]:
@@ -345,6 +338,21 @@ def _find_missing(books, series_catalog, author_catalog, overrides, settings, no
     )
 
 
+def _slot(kind: str) -> dict[str, Any]:
+    """One catalogue position: every provider's title (and split-part base title), dates and identifiers."""
+    return {"kind": kind, "titles": {}, "parts": {}, "dates": [], "asins": set(), "works": set()}
+
+
+def _series_authors(memberships: pl.DataFrame, books: pl.DataFrame) -> dict[str, str]:
+    """Each series' display author: the author of most of its distinct works (ties:
+    alphabetical), so neither ABS's co-author order nor a duplicate folder changes it."""
+    display = {k: a for keys, authors in books.select("author_keys", "authors").iter_rows() for k, a in zip(keys or (), authors or ())}
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for sid, keys in memberships.unique(["series_id", "item_id"]).select("series_id", "author_keys").iter_rows():
+        counts[sid].update(keys or ())
+    return {sid: display.get(min(c, key=lambda k: (-c[k], k))) for sid, c in counts.items() if c}
+
+
 def _pick_title(titles: dict[str, str]) -> str | None:
     for provider in ("audible", "hardcover"):
         if titles.get(provider):
@@ -372,7 +380,7 @@ def followed_authors(
     books: pl.DataFrame, ov: dict[str, set[str]], settings: CompletenessSettings
 ) -> tuple[set[str], dict[str, str]]:
     """Authors whose whole bibliography is checked, and why: owned books, or the user's word."""
-    counts = Counter(k for keys in books["author_keys"].to_list() for k in (keys or ()))
+    counts = works_per_author(books)
     why = {k: f"{n} books owned" for k, n in counts.items() if n >= settings.follow_min_books}
     why |= {author_key(a): "followed" for a in ov["follow_author"]}
     for name in ov["unfollow_author"]:

@@ -1,17 +1,20 @@
 """Gaps inside each series as the library itself shows them.
 
-A series is identified by its folded name *and* the authors who write it: two
-unrelated series both called "Legacy" stay apart, while a co-written book joins its
-series through the author it shares with the rest.
+Which memberships form one series is decided in `identity.series_memberships` (a folded
+name and a shared author, or a provider's series id): two unrelated series both called
+"Legacy" stay apart, while a co-written book joins its series through the author it shares
+with the rest.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import Counter, defaultdict
+from collections import defaultdict
 from datetime import datetime
 
 import polars as pl
+
+from mamcrawler.identity import series_memberships
 
 MISSING_SCHEMA: dict[str, pl.DataType] = {
     "missing_id": pl.Utf8,
@@ -36,60 +39,6 @@ MISSING_SCHEMA: dict[str, pl.DataType] = {
 }
 
 LIFECYCLE = ("identified", "queued", "downloading", "completed", "failed", "ignored")
-
-
-class _UnionFind:
-    def __init__(self) -> None:
-        self.parent: dict[str, str] = {}
-
-    def find(self, x: str) -> str:
-        self.parent.setdefault(x, x)
-        while self.parent[x] != x:
-            self.parent[x] = self.parent[self.parent[x]]
-            x = self.parent[x]
-        return x
-
-    def union(self, a: str, b: str) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-
-def series_memberships(books: pl.DataFrame) -> pl.DataFrame:
-    """One row per (book, series membership), with the series identity `series_id`."""
-    flat = (
-        books.select("item_id", "author", "author_keys", "series")
-        .explode("series")
-        .drop_nulls("series")
-        .unnest("series")
-        .filter(pl.col("series_key") != "")
-    )
-    keys, authors_per_row = flat["series_key"].to_list(), flat["author_keys"].to_list()
-    uf = _UnionFind()
-    for key, authors in zip(keys, authors_per_row):
-        nodes = [f"{key}\x1f{a}" for a in authors]
-        for node in nodes:
-            uf.union(nodes[0], node)
-    # Each group is named after its author with the most books in it (ties: alphabetical), so
-    # a co-author joining later does not rename the series: its missing books keep their ids.
-    books_per_node = Counter(f"{key}\x1f{a}" for key, authors in zip(keys, authors_per_row) for a in authors)
-    name: dict[str, tuple[int, str]] = {}
-    for node, count in books_per_node.items():
-        root = uf.find(node)
-        if root not in name or (-count, node) < name[root]:
-            name[root] = (-count, node)
-    # Books without an author join the series' largest author group.
-    rows_per_root = Counter(uf.find(f"{k}\x1f{a[0]}") for k, a in zip(keys, authors_per_row) if a)
-    largest: dict[str, str] = {}
-    for root, _ in sorted(rows_per_root.items(), key=lambda kv: (-kv[1], kv[0])):
-        largest.setdefault(root.split("\x1f", 1)[0], root)
-
-    def series_id(key: str, authors: list[str]) -> str:
-        root = uf.find(f"{key}\x1f{authors[0]}") if authors else largest.get(key)
-        return f"{key}|" if root is None else name[root][1].replace("\x1f", "|")
-
-    ids = [series_id(key, authors) for key, authors in zip(keys, authors_per_row)]
-    return flat.with_columns(pl.Series("series_id", ids, dtype=pl.Utf8))
 
 
 def owned_by_series(memberships: pl.DataFrame) -> dict[str, set[int]]:
@@ -143,9 +92,9 @@ def carry_lifecycle(fresh: pl.DataFrame, previous: pl.DataFrame | None) -> pl.Da
     )
 
 
-def owned_positions(books: pl.DataFrame) -> pl.DataFrame:
+def owned_positions(books: pl.DataFrame, matched: pl.DataFrame | None = None) -> pl.DataFrame:
     """(series_id, position) of every owned main-line position: what must never be missing."""
-    owned = owned_by_series(series_memberships(books))
+    owned = owned_by_series(series_memberships(books, matched))
     return pl.DataFrame(
         [(s, p) for s, ps in owned.items() for p in ps], schema={"series_id": pl.Utf8, "position": pl.Int64}, orient="row"
     )

@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 
 from mamcrawler.frames import bulk, frame_from_rows
+from mamcrawler.identity import author_aliases
 from mamcrawler.names import author_key, clean_text, clean_title, display_author, series_key, split_authors, title_key
 from mamcrawler.positions import parse_position
 from mamcrawler.series_recovery import from_folder, from_subtitle, from_title
@@ -185,6 +186,7 @@ def _snapshot_rows(items: list[dict[str, Any]], skipped: Skipped) -> pl.DataFram
 
 
 _YEAR = re.compile(r"^\s*(\d{4})")
+_NAMED_SEQUENCE = re.compile(r"^(.+?)\s+#\s*(\S.*)$")
 LONG_DESCRIPTION = 5_000
 
 
@@ -236,13 +238,18 @@ def normalise_book(row: dict[str, Any], skipped: Skipped) -> dict[str, Any] | No
     for s in row.get("series") or []:
         if s["sequence"] is not None and not s["sequence"].strip():
             flags.append("empty_sequence")
-        memberships.append(_membership(s["name"], s["sequence"], "abs", flags))
+        name, sequence = s["name"], s["sequence"]
+        # ABS's watcher turns the sequence "Book Two" into a series "X #Book Two" without one.
+        if not (sequence or "").strip() and (split := _NAMED_SEQUENCE.match(name)) and parse_position(split[2]).sort_key is not None:
+            name, sequence = split[1], split[2]
+            flags.append("sequence_in_series_name")
+        memberships.append(_membership(name, sequence, "abs", flags))
 
     recovered = [from_title(title), from_subtitle(row.get("subtitle")), from_folder(row.get("rel_path"), title)]
     for rec in recovered:
         if rec is None:
             continue
-        if rec.clean_title and rec.source == "title":
+        if rec.clean_title:
             title = rec.clean_title
         key = series_key(rec.series)
         existing = [m for m in memberships if m["series_key"] == key]
@@ -292,6 +299,11 @@ def normalise_library(snapshot: pl.DataFrame, skipped: Skipped) -> pl.DataFrame:
     """The snapshot table -> `library_books`; duplicates of the same book are flagged."""
     with bulk():
         books = [b for row in snapshot.iter_rows(named=True) if (b := normalise_book(row, skipped)) is not None]
+        aliases = author_aliases({k for b in books for k in b["author_keys"]})
+        for b in books:
+            if any(k in aliases for k in b["author_keys"]):
+                b["author_keys"] = list(dict.fromkeys(aliases.get(k, k) for k in b["author_keys"]))
+                b["dedup_key"] = f"{'|'.join(sorted(b['author_keys']))}::{b['title_key']}"
         frame = frame_from_rows(books, BOOKS_SCHEMA)
     dup = pl.col("dedup_key").count().over("dedup_key") > 1
     return frame.with_columns(

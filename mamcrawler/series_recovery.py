@@ -1,10 +1,13 @@
 """Series memberships that ABS does not read: from the title, the subtitle and the folder.
 
-ABS 2.36 ignores "The Titan's Curse (Percy Jackson and the Olympians, Book 3)", a
-subtitle "Mistborn Book One" and a folder "Dune Book 3 - Children of Dune"; it also
-drops the folder series when a tag series exists (Three-Body). Only explicit markers
-count ("Book 3", "#3", "Vol. 3", a numbered folder under a series folder): a number
-that is part of a title ("Fahrenheit 451", "Catch-22") never becomes a position.
+ABS 2.36 ignores "The Titan's Curse (Percy Jackson and the Olympians, Book 3)", "The Black
+Prism: Lightbringer, Book 1", a subtitle "Mistborn Book One" and folders "Dune Book 3 -
+Children of Dune", "Dune 03 - Children of Dune" or "Bobiverse/Bobiverse 3"; it also drops
+the folder series when a tag series exists (Three-Body). Only explicit markers count ("Book
+3", "#3", "Vol. 3", a numbered folder under a series folder, a series folder named in the
+title): a number that is part of a title ("Fahrenheit 451", "Catch-22") never becomes a
+position. The same patterns strip a series note from a catalogue title (`strip_series_note`)
+and recognise one part of a split edition (`split_edition_base`).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from mamcrawler.names import clean_text, fold, title_key
+from mamcrawler.names import clean_text, fold, series_key, title_key
 from mamcrawler.positions import NUMBER
 
 _MARKER = r"(?:book|bk\.?|volume|vol\.?|#)"
@@ -27,6 +30,18 @@ _TITLE_SUFFIX = re.compile(
 _SERIES_PREFIX = re.compile(
     rf"^(?P<series>.+?)\s*,?\s+{_MARKER}\s*{_NUM}\s*(?:-|–|:|\.)\s+(?P<title>.+)$", re.IGNORECASE
 )
+# "Title: Series, Book 3", "Title - Series Book 3", "Title: Book 3 of the Series"
+_TITLE_COLON = re.compile(
+    rf"^(?P<title>.+?)\s*(?::|\s-|\s–)\s+(?:(?P<series>[^:]+?)\s*,?\s+{_MARKER}\s*{_NUM}"
+    rf"|{_MARKER}\s*(?P<num2>{NUMBER})\s+(?:of|in)\s+(?P<series2>[^:]+?))\s*$",
+    re.IGNORECASE,
+)
+# Leaf folder "Series 04 - Title" (no marker: only when its title part is the book's title)
+_SERIES_NUMBER_PREFIX = re.compile(
+    r"^(?P<series>.*?[^\W\d_].*?)\s+(?P<num>\d{1,3}(?:\.\d+)?)\s*(?:-|–|:|\.)\s+(?P<title>.+)$"
+)
+# A title that is its series' name plus a number ("Bobiverse 3"), under that series' folder
+_SERIES_AND_NUMBER = re.compile(rf"^(?P<series>.+?)\s*,?\s+(?:{_MARKER}\s*)?(?P<num>\d{{1,3}}(?:\.\d+)?|{NUMBER})$", re.IGNORECASE)
 # Subtitle "Mistborn Book One", "Percy Jackson and the Olympians, Book 3"
 _SUBTITLE_SERIES = re.compile(rf"^(?P<series>.+?)\s*,?\s+{_MARKER}\s*{_NUM}$", re.IGNORECASE)
 # Subtitle "Book Two of the Stormlight Archive"
@@ -52,6 +67,46 @@ def from_title(title: str | None) -> Recovered | None:
         return Recovered(match["series"].strip(), match["num"], "title", match["title"].strip())
     if match := _SERIES_PREFIX.match(text):
         return Recovered(match["series"].strip(), match["num"], "title", match["title"].strip())
+    if (match := _TITLE_COLON.match(text)) and _has_words(match["title"]):
+        series, num = (match["series"], match["num"]) if match["series"] else (match["series2"], match["num2"])
+        if _has_words(series):
+            return Recovered(series.strip(), num, "title", match["title"].strip())
+    return None
+
+
+def _is_series_name(text: str) -> bool:
+    return _has_words(text) and not re.fullmatch(rf"\s*{_MARKER}\s*", text, re.IGNORECASE)
+
+
+def _has_words(text: str | None) -> bool:
+    return bool(re.search(r"[^\W\d_]{2}", text or ""))
+
+
+def strip_series_note(title: str | None) -> str:
+    """The title without a series note: "The Well of Ascension (Mistborn, Book 2)",
+    "The Black Prism: Lightbringer, Book 1" and "Mistborn Book 2 - The Well of Ascension"
+    are the titles "The Well of Ascension" and "The Black Prism"."""
+    rec = from_title(title)
+    return rec.clean_title if rec is not None and rec.clean_title else clean_text(title)
+
+
+_WORD_PART = rf"(?:{NUMBER}|first|second|third|fourth|fifth|sixth)"
+# "Part One of The Way of Kings", "The Way of Kings, Part 2", "The Way of Kings (2 of 3)", "Title: Part 1 of 2"
+_SPLIT_OF = re.compile(rf"^\s*(?:the\s+)?(?:part|pt\.?)\s+{_WORD_PART}\s+of\s+(?:\d+\s*[:,-]\s*)?(?P<base>.+)$", re.IGNORECASE)
+_SPLIT_SUFFIX = re.compile(
+    rf"^(?P<base>.+?)\s*(?:,|:|-|–|\(|\[)\s*(?:(?:part|pt\.?)\s+{_WORD_PART}(?:\s+of\s+{_WORD_PART})?"
+    rf"|{_WORD_PART}\s+of\s+{_WORD_PART})\s*[\)\]]?\s*$",
+    re.IGNORECASE,
+)
+
+
+def split_edition_base(title: str | None) -> str | None:
+    """The whole book's title when `title` is one part of a split edition ("Part One of X",
+    "X, Part 2", "X (Part 1 of 3)"); None for a whole book."""
+    text = clean_text(title)
+    match = _SPLIT_OF.match(text) or _SPLIT_SUFFIX.match(text)
+    if match and _has_words(match["base"]):
+        return match["base"].strip(" ,:-–")
     return None
 
 
@@ -74,12 +129,22 @@ def from_folder(rel_path: str | None, title: str | None) -> Recovered | None:
         return None
     leaf = clean_text(parts[-1])
     item_key = title_key(title)
-    if (match := _SERIES_PREFIX.match(leaf)) and _same_title(match["title"], item_key):
-        return Recovered(match["series"].strip(), match["num"], "folder")
-    if len(parts) >= 3 and (match := _NUMBERED_LEAF.match(leaf)):
-        series = clean_text(parts[-2])
-        if fold(series) and fold(series) != fold(parts[-3]) and _same_title(match["title"], item_key):
-            return Recovered(series, match["num"], "folder")
+    # ABS names an untagged book after its folder: then the folder's title part is the title.
+    whole = title_key(leaf) == item_key
+    for pattern in (_SERIES_PREFIX, _SERIES_NUMBER_PREFIX):
+        if (match := pattern.match(leaf)) and (whole or _same_title(match["title"], item_key)) and _is_series_name(match["series"]):
+            return Recovered(match["series"].strip(), match["num"], "folder", match["title"].strip() if whole else None)
+    if len(parts) < 3:
+        return None
+    series = clean_text(parts[-2])
+    if not fold(series) or fold(series) == fold(parts[-3]):
+        return None
+    if (match := _NUMBERED_LEAF.match(leaf)) and (whole or _same_title(match["title"], item_key)):
+        return Recovered(series, match["num"], "folder", match["title"].strip() if whole else None)
+    # "Bobiverse/Bobiverse 3": the title is the series folder's name plus a number.
+    match = _SERIES_AND_NUMBER.match(clean_text(title))
+    if match and series_key(match["series"]) == series_key(series) and _same_title(leaf, item_key):
+        return Recovered(series, match["num"], "folder")
     return None
 
 

@@ -1,0 +1,327 @@
+"""Identity from evidence: whether two records are the same book, series or author.
+
+Every consumer asks these functions (gaps, completeness, following authors, the catalogue
+link, the acquisition guard), so "owned" and "the same series" mean one thing everywhere.
+
+- A work is owned when any evidence says so: an identifier ABS holds; an identifier, work
+  id or title that enrichment matched to an owned book at or above the ownership level
+  (default MEDIUM); its series and position (completeness); or its folded title by the same
+  author, with the sequel-number guard ("Remnant II" never owns "Remnant III").
+- A series is one series when its books share a name and an author, a provider series id
+  (Audible series ASIN, Hardcover series id), or a catalogue that lists them: a series
+  continued by another author stays one series, while two unrelated series with the same
+  name (disjoint authors, disjoint catalogues) stay apart.
+- Authors are one author when they fold to the same key (`names.author_key`: initials,
+  accents, "Last, First"), or when one is ABS's misreading of Audible's "Pen Name, Real Name".
+
+Absence is never evidence: a record missing from one answer proves nothing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+
+import polars as pl
+from rapidfuzz import fuzz
+
+from mamcrawler.candidates import isbn13
+from mamcrawler.enrichment import RANK, sequel_numbers
+from mamcrawler.names import author_key, clean_title, series_key, split_authors, title_key
+from mamcrawler.series_recovery import strip_series_note
+
+DEFAULT_MIN_CONFIDENCE = "MEDIUM"
+
+# --- authors ---------------------------------------------------------------------------
+
+
+def author_aliases(keys: Iterable[str]) -> dict[str, str]:
+    """{misread key: author key} for ABS's reading of "Pen Name, Real Name".
+
+    ABS takes a comma after a one-word name for "Last, First", so Audible's credit
+    "Shirtaloon, Travis Deverell" becomes one author "Travis Deverell Shirtaloon". Such a
+    key (three or more words) is the pen name when the library knows it as an author of its
+    own, else the real name when the library knows that.
+    """
+    keys = {k for k in keys if k}
+    aliases = {}
+    for key in keys:
+        if (target := _misread_as(key, keys)) is not None:
+            aliases[key] = target
+    return aliases
+
+
+def _misread_as(key: str, known: set[str]) -> str | None:
+    words = key.split()
+    if len(words) < 3:
+        return None
+    if words[-1] in known:
+        return words[-1]
+    prefix = " ".join(words[:-1])
+    return prefix if prefix in known else None
+
+
+def same_author(ours: str, theirs: str) -> bool:
+    """Two author keys for one person: equal, or one is the other's pen-name misreading."""
+    if not ours or not theirs:
+        return False
+    return ours == theirs or _misread_as(ours, {theirs}) == theirs or _misread_as(theirs, {ours}) == ours
+
+
+def works_per_author(books: pl.DataFrame) -> Counter:
+    """Owned works per author key: the same book in two folders (or under one ASIN/ISBN)
+    counts once, and co-author order does not matter."""
+    work = distinct_works(books)
+    seen = {(work[item_id], k) for item_id, keys in books.select("item_id", "author_keys").iter_rows() for k in keys or ()}
+    return Counter(k for _, k in seen)
+
+
+def distinct_works(books: pl.DataFrame) -> dict[str, str]:
+    """item_id -> a work id shared by every item of the same book (folded title and
+    authors, or a shared ASIN or ISBN)."""
+    uf = UnionFind()
+    columns = books.select("item_id", "dedup_key", "asin", "isbn").iter_rows()
+    for item_id, dedup, asin, isbn in columns:
+        uf.union(f"i\x1f{item_id}", f"d\x1f{dedup}")
+        if asin:
+            uf.union(f"i\x1f{item_id}", f"a\x1f{asin.upper()}")
+        if (isbn := isbn13(isbn)) is not None:
+            uf.union(f"i\x1f{item_id}", f"b\x1f{isbn}")
+    return {item_id: uf.find(f"i\x1f{item_id}") for item_id in books["item_id"].to_list()}
+
+
+# --- works ------------------------------------------------------------------------------
+
+
+def work_title(title: str | None) -> str:
+    """A title as a work: release noise and a series note removed
+    ("The Well of Ascension (Mistborn, Book 2) (Unabridged)" -> "The Well of Ascension")."""
+    return strip_series_note(clean_title(title))
+
+
+def work_key(title: str | None) -> str:
+    return title_key(work_title(title))
+
+
+def work_numbers(title: str | None) -> set[float]:
+    """The sequel numbers of the title proper (a series note's number is a position, not part of the title)."""
+    return sequel_numbers(work_title(title))
+
+
+def _subtitle_key(title: str) -> str | None:
+    """ "Mistborn: The Final Empire" -> "final empire": the part after a colon, when it is a title itself."""
+    _, sep, rest = title.partition(":")
+    key = title_key(rest) if sep else ""
+    return key if len(key.split()) >= 2 else None
+
+
+def same_work(a: str | None, b: str | None) -> bool:
+    """Whether two titles name the same work, by title alone (callers check the authors)."""
+    ta, tb = work_title(a), work_title(b)
+    if not ta or not tb or sequel_numbers(ta) != sequel_numbers(tb):
+        return False
+    keys_a = {title_key(ta), _subtitle_key(ta)} - {None, ""}
+    keys_b = {title_key(tb), _subtitle_key(tb)} - {None, ""}
+    return bool(keys_a & keys_b)
+
+
+def matched_candidates(candidates: pl.DataFrame | None, min_confidence: str = DEFAULT_MIN_CONFIDENCE) -> pl.DataFrame | None:
+    """The provider candidates (`book_metadata` rows) matched to an owned book at or above
+    `min_confidence`: what enrichment may say about ownership and series."""
+    if candidates is None or candidates.is_empty() or "match_level" not in candidates.columns:
+        return None
+    if min_confidence not in RANK:
+        raise ValueError(f"ownership confidence must be one of {', '.join(RANK)}, not {min_confidence!r}")
+    levels = pl.col("match_level").replace_strict(RANK, default=0, return_dtype=pl.Int64)
+    matched = candidates.filter(levels >= max(1, RANK[min_confidence]))
+    return matched if not matched.is_empty() else None
+
+
+class OwnedIndex:
+    """Everything that says "this work is owned": identifiers, provider work ids and folded
+    titles per author, from the library and from what enrichment matched to it."""
+
+    def __init__(self, books: pl.DataFrame, matched: pl.DataFrame | None = None) -> None:
+        self.asins = {a.upper() for a in books["asin"].drop_nulls().to_list()}
+        self.isbns = {i for i in (isbn13(x) for x in books["isbn"].drop_nulls().to_list()) if i}
+        self.works: set[tuple[str, str]] = set()  # (provider, provider's work id)
+        self.titles: dict[str, list[tuple[frozenset[str], frozenset[float]]]] = defaultdict(list)
+        self.by_author: dict[str, list[tuple[str, frozenset[float]]]] = defaultdict(list)
+        authors_of: dict[str, frozenset[str]] = {}
+        for item_id, title, keys in books.select("item_id", "title", "author_keys").iter_rows():
+            authors_of[item_id] = frozenset(keys or ())
+            self._add_title(title, authors_of[item_id])
+        if matched is not None:
+            self._add_matches(matched, authors_of)
+
+    def _add_title(self, title: str | None, authors: frozenset[str]) -> None:
+        text = work_title(title)
+        if not text:
+            return
+        numbers = frozenset(sequel_numbers(text))
+        for key in {title_key(text), _subtitle_key(text)} - {None, ""}:
+            self.titles[key].append((authors, numbers))
+            for author in authors:
+                self.by_author[author].append((key, numbers))
+
+    def _add_matches(self, matched: pl.DataFrame, authors_of: dict[str, frozenset[str]]) -> None:
+        columns = [c for c in ("item_id", "provider", "provider_id", "title", "asin", "isbn", "isbns", "alt_titles") if c in matched.columns]
+        for row in matched.select(columns).iter_rows(named=True):
+            if row.get("asin"):
+                self.asins.add(row["asin"].upper())
+            for isbn in [row.get("isbn"), *(row.get("isbns") or ())]:
+                if (isbn := isbn13(isbn)) is not None:
+                    self.isbns.add(isbn)
+            if row.get("provider_id"):
+                self.works.add((row["provider"], str(row["provider_id"])))
+            authors = authors_of.get(row["item_id"], frozenset())
+            for title in [row.get("title"), *(row.get("alt_titles") or ())]:
+                self._add_title(title, authors)
+
+    def owns(
+        self,
+        title: str | None,
+        authors: set[str] | frozenset[str],
+        asin: str | None = None,
+        isbn: str | None = None,
+        work: tuple[str, str | None] | None = None,
+    ) -> str | None:
+        """The evidence that a work is owned ("asin", "isbn", "work id", "title"), or None."""
+        if asin and asin.upper() in self.asins:
+            return "asin"
+        if isbn and isbn13(isbn) in self.isbns:
+            return "isbn"
+        if work and work[1] and (work[0], str(work[1])) in self.works:
+            return "work id"
+        text = work_title(title)
+        if not text:
+            return None
+        numbers = frozenset(sequel_numbers(text))
+        keys = {title_key(text), _subtitle_key(text)} - {None, ""}
+        for key in keys:
+            for owned_authors, owned_numbers in self.titles.get(key, ()):
+                if owned_numbers == numbers and (not authors or not owned_authors or authors & owned_authors):
+                    return "title"
+        # Near-identical titles by the same author ("The Final Empire" / "Final Empire, The").
+        key = title_key(text)
+        for author in authors:
+            for owned_key, owned_numbers in self.by_author.get(author, ()):
+                if owned_numbers == numbers and fuzz.token_sort_ratio(key, owned_key) >= 95:
+                    return "title"
+        return None
+
+
+def owned_matches(missing: pl.DataFrame, books: pl.DataFrame, matched: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The rows of `missing` (missing_books shape) an owned item stands for, by identifier or
+    by folded title and author, with the evidence: what must never be downloaded."""
+    index = OwnedIndex(books, matched)
+    hits = []
+    for missing_id, title, author, asin in missing.select("missing_id", "title", "author", "asin").iter_rows():
+        keys = {k for k in (author_key(a) for a in split_authors(author)) if k}
+        if (why := index.owns(title, keys, asin=asin)) is not None:
+            hits.append({"missing_id": missing_id, "title": title, "author": author, "evidence": why})
+    return pl.DataFrame(hits, schema={"missing_id": pl.Utf8, "title": pl.Utf8, "author": pl.Utf8, "evidence": pl.Utf8})
+
+
+# --- series -----------------------------------------------------------------------------
+
+
+class UnionFind:
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, x: str) -> str:
+        self.parent.setdefault(x, x)
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def _series_refs(matched: pl.DataFrame | None) -> dict[tuple[str, str], list[str]]:
+    """(item_id, series key) -> provider series ids a matched candidate names for it."""
+    refs: dict[tuple[str, str], list[str]] = defaultdict(list)
+    if matched is None or "series_refs" not in matched.columns:
+        return refs
+    for item_id, provider, entries in matched.select("item_id", "provider", "series_refs").iter_rows():
+        for entry in entries or ():
+            if entry and entry.get("name") and entry.get("ref"):
+                refs[(item_id, series_key(entry["name"]))].append(f"{provider}\x1f{entry['ref']}")
+    return refs
+
+
+def series_memberships(books: pl.DataFrame, matched: pl.DataFrame | None = None) -> pl.DataFrame:
+    """One row per (book, series membership), with the series identity `series_id`.
+
+    Memberships are one series when they share a folded name and an author, or (from
+    `matched`, see `matched_candidates`) a provider's series id: a continuation by another
+    author joins its series, two unrelated series of the same name stay apart.
+    """
+    flat = (
+        books.select("item_id", "author", "author_keys", "series")
+        .explode("series")
+        .drop_nulls("series")
+        .unnest("series")
+        .filter(pl.col("series_key") != "")
+    )
+    items, keys, authors_per_row = flat["item_id"].to_list(), flat["series_key"].to_list(), flat["author_keys"].to_list()
+    refs = _series_refs(matched)
+    uf = UnionFind()
+    for item_id, key, authors in zip(items, keys, authors_per_row):
+        nodes = [f"{key}\x1f{a}" for a in authors]
+        for node in nodes:
+            uf.union(nodes[0], node)
+        for ref in refs.get((item_id, key), ()) if nodes else ():
+            uf.union(nodes[0], f"\x00ref\x1f{ref}")
+    # Each group is named after its author with the most books in it (ties: alphabetical), so
+    # a co-author joining later does not rename the series: its missing books keep their ids.
+    books_per_node = Counter(f"{key}\x1f{a}" for key, authors in zip(keys, authors_per_row) for a in authors)
+    name: dict[str, tuple[int, str]] = {}
+    for node, count in books_per_node.items():
+        root = uf.find(node)
+        if root not in name or (-count, node) < name[root]:
+            name[root] = (-count, node)
+    # Books without an author join the series' largest author group.
+    rows_per_root = Counter(uf.find(f"{k}\x1f{a[0]}") for k, a in zip(keys, authors_per_row) if a)
+    largest: dict[str, str] = {}
+    for root, _ in sorted(rows_per_root.items(), key=lambda kv: (-kv[1], kv[0])):
+        largest.setdefault(name[root][1].split("\x1f", 1)[0], root)
+
+    def series_id(key: str, authors: list[str]) -> str:
+        root = uf.find(f"{key}\x1f{authors[0]}") if authors else largest.get(key)
+        return f"{key}|" if root is None else name[root][1].replace("\x1f", "|")
+
+    ids = [series_id(key, authors) for key, authors in zip(keys, authors_per_row)]
+    return flat.with_columns(pl.Series("series_id", ids, dtype=pl.Utf8))
+
+
+def merge_by_catalogue(memberships: pl.DataFrame, books: pl.DataFrame, series_catalog: pl.DataFrame | None) -> pl.DataFrame:
+    """A series of the same name whose owned book a catalogue lists at its position in
+    another of our series is that series (Brian Herbert's "Dune" #7 in the catalogue of
+    Frank Herbert's "Dune"): its memberships take that series' id. Series whose owned books
+    no other catalogue lists stay apart."""
+    if series_catalog is None or series_catalog.is_empty() or memberships.is_empty():
+        return memberships
+    listed: dict[tuple[str, str, float], set[str]] = defaultdict(set)  # (series key, work key, position) -> ids
+    for sid, title, position in series_catalog.select("series_id", "title", "sort_key").drop_nulls().iter_rows():
+        listed[(sid.split("|", 1)[0], work_key(title), position)].add(sid)
+    titles = dict(books.select("item_id", "title").iter_rows())
+    uf = UnionFind()
+    rows = memberships.select("series_id", "series_key", "item_id", "sort_key").drop_nulls().iter_rows()
+    for sid, key, item_id, position in rows:
+        for other in listed.get((key, work_key(titles.get(item_id)), position), ()):
+            uf.union(sid, other)
+    # Each merged group keeps the id of its member with the most owned books (ties: alphabetical).
+    size = Counter(memberships["series_id"].to_list())
+    best: dict[str, str] = {}
+    for sid in sorted(size, key=lambda s: (-size[s], s)):
+        best.setdefault(uf.find(sid), sid)
+    mapping = {sid: best[uf.find(sid)] for sid in size if sid in uf.parent and best[uf.find(sid)] != sid}
+    if not mapping:
+        return memberships
+    return memberships.with_columns(pl.col("series_id").replace(mapping))
