@@ -10,6 +10,7 @@ from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataV
 
 from assets.presentation import counts_table, lines_md, markdown_table, table_metadata
 from mamcrawler import acquisition as lifecycle
+from mamcrawler.identity import matched_candidates, owned_matches
 from mamcrawler.importing import (
     AUDIO_EXTENSIONS,
     PlacementError,
@@ -28,7 +29,7 @@ from resources.indexers import IndexerAuthError, IndexerNotConfiguredError, Inde
 from resources.mam import MamError, MamResource
 from resources.profile import ProfileResource
 from resources.qbittorrent import QBittorrentAuthError, QBittorrentError, QBittorrentRejectedError, QBittorrentResource
-from resources.settings import AcquisitionOptions
+from resources.settings import AcquisitionOptions, CompletenessOptions
 from resources.torznab import TorznabError, TorznabResource
 from resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 
@@ -134,6 +135,7 @@ def download_requests(
     warehouse: WarehouseResource,
     profile: ProfileResource,
     acquisition: AcquisitionOptions,
+    options: CompletenessOptions,
     mam: MamResource,
     torznab: TorznabResource,
     qbittorrent: QBittorrentResource,
@@ -150,8 +152,15 @@ def download_requests(
     requests = store.read_optional("download_requests")
     live = None if requests is None else requests.filter(pl.col("status") != "would_send")
     books = {r["missing_id"]: r for r in missing.iter_rows(named=True)}
+    # Second line of defence: a book the library (or what enrichment matched to it) already has is never sent.
+    matched = matched_candidates(store.read_optional("book_metadata"), options.ownership_min_confidence)
+    owned = owned_matches(missing, store.read_table("library_books"), matched)["missing_id"].to_list()
+    if owned:
+        context.log.warning(f"{len(owned)} missing book(s) match an owned item and are not sent")
     plan = lifecycle.plan_sends(
-        lifecycle.next_candidates(store.read_optional("release_candidates"), live), missing, live,
+        lifecycle.next_candidates(store.read_optional("release_candidates"), live),
+        missing.with_columns(pl.when(pl.col("missing_id").is_in(owned)).then(pl.lit("owned")).otherwise("status").alias("status")),
+        live,
         lifecycle.book_failures(store.read_optional("failed_attempts")), acquisition.send_limits(), policy, now,
     )
     held = plan.held

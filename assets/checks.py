@@ -6,8 +6,12 @@ from dagster import AssetCheckResult, AssetChecksDefinition, MetadataValue, asse
 
 from assets.presentation import markdown_table
 from mamcrawler.gaps import owned_positions
+from mamcrawler.identity import matched_candidates, owned_matches
 from mamcrawler.schemas import CONTRACTS, TableContract, validate
+from resources.settings import CompletenessOptions
 from resources.warehouse import WAREHOUSE_POOL, WarehouseResource
+
+SENDING = ("would_send", "sending", "sent", "downloading")
 
 
 def contract_check(contract: TableContract) -> AssetChecksDefinition:
@@ -29,15 +33,49 @@ def contract_check(contract: TableContract) -> AssetChecksDefinition:
     return _check
 
 
+def _owned_rows(store, options: CompletenessOptions, missing: pl.DataFrame) -> pl.DataFrame:
+    """The rows of `missing` an owned item stands for (identity.owned_matches)."""
+    matched = matched_candidates(store.read_optional("book_metadata"), options.ownership_min_confidence)
+    return owned_matches(missing, store.read_table("library_books"), matched)
+
+
 @asset_check(asset="missing_books", blocking=True, pool=WAREHOUSE_POOL)
-def no_owned_book_is_missing(warehouse: WarehouseResource) -> AssetCheckResult:
+def no_owned_book_is_missing(warehouse: WarehouseResource, options: CompletenessOptions) -> AssetCheckResult:
     """A (series, position) the library owns, directly or through an omnibus, is never listed."""
     store = warehouse.get()
-    owned = owned_positions(store.read_table("library_books")).with_columns(pl.col("position").cast(pl.Float64))
+    matched = matched_candidates(store.read_optional("book_metadata"), options.ownership_min_confidence)
+    owned = owned_positions(store.read_table("library_books"), matched).with_columns(pl.col("position").cast(pl.Float64))
     clashes = store.read_table("missing_books").join(owned, on=["series_id", "position"], how="inner")
     return AssetCheckResult(
         passed=clashes.is_empty(),
         metadata={"owned_but_listed": clashes.height, "examples": MetadataValue.md(markdown_table(clashes.select("series", "position")))},
+    )
+
+
+@asset_check(asset="missing_books", blocking=True, pool=WAREHOUSE_POOL)
+def no_missing_book_matches_an_owned_item(warehouse: WarehouseResource, options: CompletenessOptions) -> AssetCheckResult:
+    """No book still to be fetched has the ASIN or ISBN of an owned item, or its folded title by
+    the same author (sequel guard): blocking, so no release is searched or sent for it."""
+    store = warehouse.get()
+    missing = store.read_table("missing_books")
+    clashes = _owned_rows(store, options, missing.filter(pl.col("status") != "completed"))
+    return AssetCheckResult(
+        passed=clashes.is_empty(),
+        metadata={"owned_but_listed": clashes.height, "examples": MetadataValue.md(markdown_table(clashes, limit=20))},
+    )
+
+
+@asset_check(asset="download_requests", blocking=True, pool=WAREHOUSE_POOL)
+def no_release_sent_for_an_owned_book(warehouse: WarehouseResource, options: CompletenessOptions) -> AssetCheckResult:
+    """No request that is being (or would be) sent is for a book an owned item stands for."""
+    store = warehouse.get()
+    active = store.read_table("download_requests").filter(pl.col("status").is_in(SENDING))
+    missing = store.read_table("missing_books").filter(pl.col("missing_id").is_in(active["missing_id"].unique().to_list()))
+    clashes = _owned_rows(store, options, missing)
+    return AssetCheckResult(
+        passed=clashes.is_empty(),
+        metadata={"requests_checked": active.height, "for_owned_books": clashes.height,
+                  "examples": MetadataValue.md(markdown_table(clashes, limit=20))},
     )
 
 
@@ -88,6 +126,8 @@ def every_queued_book_has_a_download(warehouse: WarehouseResource) -> AssetCheck
 table_checks = [
     *(contract_check(c) for c in CONTRACTS.values()),
     no_owned_book_is_missing,
+    no_missing_book_matches_an_owned_item,
+    no_release_sent_for_an_owned_book,
     one_row_per_series_position,
     every_row_has_a_title_or_says_why,
     no_info_hash_requested_twice,

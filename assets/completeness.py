@@ -48,13 +48,16 @@ def series_catalog(
     warehouse: WarehouseResource,
     profile: ProfileResource,
     enrichment: EnrichmentSettings,
+    options: CompletenessOptions,
     audible: AudibleProvider,
     hardcover: HardcoverProvider,
 ) -> MaterializeResult:
     """The members of each owned series as Audible and Hardcover list them (positions, titles,
     release dates), for the series a provider matched one of our books in."""
     store = warehouse.get()
-    refs = series_refs(store.read_table("library_books"), store.read_optional("book_metadata"))
+    refs = series_refs(
+        store.read_table("library_books"), store.read_optional("book_metadata"), options.ownership_min_confidence
+    )
     with provider_state(store, timedelta(days=enrichment.cache_ttl_days)) as (cache, budget):
         found, stats, errors = series_members(audible, hardcover, refs, cache, budget, context.log.info)
     table = catalog_frame(
@@ -90,7 +93,7 @@ def author_catalog(
     store = warehouse.get()
     books = store.read_table("library_books")
     followed, why = followed_authors(books, override_sets(store.read_optional(OVERRIDES_TABLE)), options.settings())
-    refs = author_refs(store.read_optional("book_metadata"), followed)
+    refs = author_refs(store.read_optional("book_metadata"), followed, options.ownership_min_confidence)
     with provider_state(store, timedelta(days=enrichment.cache_ttl_days)) as (cache, budget):
         rows, stats, errors = author_works(audible, hardcover, openlibrary, refs, cache, budget, context.log.info)
     names = dict(
@@ -136,6 +139,7 @@ def completeness(
         store.read_optional("author_catalog"),
         store.read_optional(OVERRIDES_TABLE),
         options.settings(),
+        evidence=store.read_optional("book_metadata"),
     )
     missing = carry_lifecycle(result.missing, store.read_optional("missing_books"))
     store.write_tables({

@@ -1,9 +1,9 @@
 """Series catalogues from providers: which owned series a provider's series id stands for,
 and the titles of the positions the library is missing.
 
-A provider's series is tied to one of our series (`series_id`, see gaps.py) only through a
-book we own that the provider matched at MEDIUM or better, and only when the provider's
-series name folds to the same key as our membership.
+A provider's series is tied to one of our series (`series_id`, see identity.py) only through
+a book we own that the provider matched at the ownership level or better (default MEDIUM),
+and only when the provider's series name folds to the same key as our membership.
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from typing import Any
 
 import polars as pl
 
-from mamcrawler.enrichment import RANK
 from mamcrawler.frames import frame_from_rows
-from mamcrawler.gaps import series_memberships
+from mamcrawler.identity import DEFAULT_MIN_CONFIDENCE, matched_candidates, same_author, series_memberships
 from mamcrawler.names import author_key, series_key
 from mamcrawler.positions import parse_position
 
@@ -22,6 +21,7 @@ CATALOG_SCHEMA: dict[str, pl.DataType] = {
     "series_id": pl.Utf8, "provider": pl.Utf8, "provider_series": pl.Utf8, "title": pl.Utf8,
     "position_raw": pl.Utf8, "sort_key": pl.Float64, "kind": pl.Utf8, "compilation": pl.Boolean,
     "release_date": pl.Utf8, "asin": pl.Utf8, "duration_s": pl.Float64,
+    "work_id": pl.Utf8,  # the provider's id of the work (Hardcover book id, Audible ASIN)
 }
 PROVIDER_PREFERENCE = ("audible", "hardcover")
 AUTHOR_CATALOG_SCHEMA: dict[str, pl.DataType] = {
@@ -31,14 +31,15 @@ AUTHOR_CATALOG_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def series_refs(books: pl.DataFrame, candidates: pl.DataFrame | None) -> list[tuple[str, str, str]]:
+def series_refs(
+    books: pl.DataFrame, candidates: pl.DataFrame | None, min_confidence: str = DEFAULT_MIN_CONFIDENCE
+) -> list[tuple[str, str, str]]:
     """(series_id, provider, provider series ref) for every owned series a provider named."""
-    if candidates is None or candidates.is_empty():
+    matched = matched_candidates(candidates, min_confidence)
+    if matched is None:
         return []
-    memberships = series_memberships(books).select("item_id", "series_id", "series_key")
-    accepted = candidates.filter(
-        pl.col("match_level").replace_strict(RANK, return_dtype=pl.Int64) >= RANK["MEDIUM"]
-    ).select("item_id", "provider", "series_refs").explode("series_refs").drop_nulls("series_refs").unnest("series_refs")
+    memberships = series_memberships(books, matched).select("item_id", "series_id", "series_key")
+    accepted = matched.select("item_id", "provider", "series_refs").explode("series_refs").drop_nulls("series_refs").unnest("series_refs")
     if accepted.is_empty():
         return []
     accepted = accepted.with_columns(pl.col("name").map_elements(series_key, return_dtype=pl.Utf8).alias("series_key"))
@@ -46,16 +47,23 @@ def series_refs(books: pl.DataFrame, candidates: pl.DataFrame | None) -> list[tu
     return sorted(set(joined.select("series_id", "provider", "ref").iter_rows()))
 
 
-def author_refs(candidates: pl.DataFrame | None, followed: set[str]) -> list[tuple[str, str, str]]:
-    """(author_key, provider, provider author id) for followed authors, from matched candidates."""
-    if candidates is None or candidates.is_empty() or not followed or "author_refs" not in candidates.columns:
+def author_refs(
+    candidates: pl.DataFrame | None, followed: set[str], min_confidence: str = DEFAULT_MIN_CONFIDENCE
+) -> list[tuple[str, str, str]]:
+    """(author_key, provider, provider author id) for followed authors, from matched candidates.
+    A provider's author is ours when the keys are one author (`identity.same_author`: the pen
+    name Audible credits is the author ABS misread as "Real Name Pen Name")."""
+    matched = matched_candidates(candidates, min_confidence)
+    if matched is None or not followed or "author_refs" not in matched.columns:
         return []
-    refs = (
-        candidates.filter(pl.col("match_level").replace_strict(RANK, return_dtype=pl.Int64) >= RANK["MEDIUM"])
-        .select("provider", "author_refs").explode("author_refs").drop_nulls("author_refs").unnest("author_refs")
-    )
-    found = {(author_key(name), provider, ref) for provider, name, ref in refs.select("provider", "name", "ref").iter_rows()}
-    return sorted(r for r in found if r[0] in followed)
+    refs = matched.select("provider", "author_refs").explode("author_refs").drop_nulls("author_refs").unnest("author_refs")
+    found, ordered = set(), sorted(followed)
+    for provider, name, ref in refs.select("provider", "name", "ref").iter_rows():
+        key = author_key(name)
+        ours = key if key in followed else next((f for f in ordered if same_author(f, key)), None)
+        if ours is not None:
+            found.add((ours, provider, ref))
+    return sorted(found)
 
 
 def catalog_rows(series_id: str, provider: str, ref: str, members: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -69,6 +77,7 @@ def catalog_rows(series_id: str, provider: str, ref: str, members: list[dict[str
                 "position_raw": None if pos is None else pos.raw, "sort_key": None if pos is None else pos.sort_key,
                 "kind": "unknown" if pos is None else pos.kind, "compilation": bool(m.get("compilation")),
                 "release_date": m.get("release_date"), "asin": m.get("asin"), "duration_s": m.get("duration_s"),
+                "work_id": None if m.get("work_id") is None else str(m["work_id"]),
             }
         )
     return rows

@@ -25,6 +25,7 @@ from mamcrawler.candidates import Candidate, isbn13
 from mamcrawler.frames import frame_from_rows
 from mamcrawler.names import author_key, fold, series_key, title_key
 from mamcrawler.positions import number_value, parse_position
+from mamcrawler.series_recovery import from_subtitle, from_title, strip_series_note
 
 LEVELS = ("UNMATCHED", "LOW", "MEDIUM", "HIGH")
 RANK = {level: i for i, level in enumerate(LEVELS)}
@@ -66,7 +67,7 @@ def sequel_numbers(title: str | None) -> set[float]:
 
 
 def _title_score(book: str, candidate: Candidate) -> float:
-    owned = title_key(book)
+    owned = title_key(strip_series_note(book))
     offered = [title_key(candidate.title)]
     if candidate.subtitle:
         offered.append(title_key(f"{candidate.title} {candidate.subtitle}"))
@@ -81,12 +82,23 @@ def _author_score(book: OwnedBook, candidate: Candidate) -> float | None:
     return max(fuzz.ratio(a, b) for a in mine for b in theirs)
 
 
+def _volume_subtitle(candidate: Candidate) -> str:
+    """The candidate's subtitle, or "" when it only restates the candidate's own series
+    position ("Book 2 of the Stormlight Archive" for a book at Stormlight Archive #2)."""
+    subtitle = candidate.subtitle or ""
+    note = from_subtitle(subtitle) or from_title(f"{candidate.title}: {subtitle}")
+    if note is None or (pos := parse_position(note.position)) is None:
+        return subtitle
+    own = {(series_key(name), p.sort_key) for name, raw in candidate.series if (p := parse_position(raw)) is not None}
+    return "" if (series_key(note.series), pos.sort_key) in own else subtitle
+
+
 def match(book: OwnedBook, candidate: Candidate) -> Match:
     """Score one candidate against one owned book, with the evidence for the score."""
     evidence: list[str] = []
     # Titles that carry different volume numbers are different books, whatever else agrees.
-    mine = sequel_numbers(book.title)
-    theirs = sequel_numbers(f"{candidate.title} {candidate.subtitle or ''}")
+    mine = sequel_numbers(strip_series_note(book.title))
+    theirs = sequel_numbers(f"{candidate.title} {_volume_subtitle(candidate)}")
     if mine and theirs and mine != theirs:
         return Match(candidate, 0.0, "UNMATCHED", ("sequel_number_mismatch",))
     if book.asin and candidate.asin and book.asin.upper() == candidate.asin.upper():
@@ -267,6 +279,8 @@ CANDIDATE_SCHEMA: dict[str, pl.DataType] = {
     "description": pl.Utf8, "cover": pl.Utf8, "duration_s": pl.Float64, "is_audiobook": pl.Boolean,
     "series_refs": pl.List(pl.Struct({"name": pl.Utf8, "ref": pl.Utf8})),
     "author_refs": pl.List(pl.Struct({"name": pl.Utf8, "ref": pl.Utf8})),
+    # Other titles and ISBNs of the same work (other editions, US/UK titles), where the provider gives them.
+    "alt_titles": pl.List(pl.Utf8), "isbns": pl.List(pl.Utf8),
     "fetched_at": pl.Datetime("us", "UTC"),
 }
 STATE_SCHEMA: dict[str, pl.DataType] = {
@@ -306,6 +320,8 @@ def candidate_frame(books: list[OwnedBook], found: dict[str, list[Candidate]], n
             row.update(
                 series_refs=[{"name": n, "ref": str(r)} for n, r in refs.items() if r is not None],
                 author_refs=[{"name": n, "ref": str(r)} for n, r in authors.items() if r is not None],
+                alt_titles=[str(t) for t in candidate.extra.get("alternative_titles") or () if t],
+                isbns=[i for i in (isbn13(x) for x in candidate.extra.get("isbns") or ()) if i],
                 item_id=book.item_id, bucket=bucket_of(book.item_id), rank=ranks[candidate.provider],
                 match_score=m.score, match_level=m.level, edition=m.edition,
                 evidence=list(m.evidence), fetched_at=now,

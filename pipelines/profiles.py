@@ -89,10 +89,16 @@ def provider_weights(env: Mapping[str, str]) -> dict[str, float]:
 
 
 def completeness_options(env: Mapping[str, str]) -> CompletenessOptions:
+    ownership = env.get("MAMCRAWLER_OWNERSHIP_MIN_CONFIDENCE", "MEDIUM").strip().upper()
+    if ownership not in CONFIDENCE_LEVELS:
+        raise ProfileError(
+            f"MAMCRAWLER_OWNERSHIP_MIN_CONFIDENCE must be one of {', '.join(CONFIDENCE_LEVELS)}, not {ownership!r}"
+        )
     return CompletenessOptions(
         include_novellas=_flag(env, "MAMCRAWLER_INCLUDE_NOVELLAS"),
         language=env.get("MAMCRAWLER_LANGUAGE", "English"),
         follow_min_books=int(env.get("MAMCRAWLER_FOLLOW_MIN_BOOKS", "3")),
+        ownership_min_confidence=ownership,
     )
 
 

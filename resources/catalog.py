@@ -82,7 +82,7 @@ def series_members(
 def _audible_members(provider: AudibleProvider, session, ref: str) -> list[dict[str, Any]]:
     return [
         {"title": m["title"], "sequence": m["sequence"], "release_date": m["release_date"], "asin": m["asin"],
-         "duration_s": m["duration_s"], "compilation": False}
+         "duration_s": m["duration_s"], "compilation": False, "work_id": m["asin"]}
         for m in provider.series_members(session, ref)
     ]
 
@@ -93,7 +93,7 @@ def _hardcover_members(provider: HardcoverProvider, session, ref: str) -> list[d
         return []
     return [
         {"title": b.title, "sequence": position_text(b.position, b.details), "release_date": b.release_date,
-         "asin": None, "duration_s": None, "compilation": b.compilation}
+         "asin": None, "duration_s": None, "compilation": b.compilation, "work_id": str(b.book_id)}
         for b in series.books
     ]
 

@@ -453,6 +453,10 @@ def book_candidate(
         duration_s=float(audio["audio_seconds"]) if audio and audio.get("audio_seconds") else None,
         is_audiobook=audio is not None,
         extra={
+            # Other editions' titles (US/UK) and ISBNs: the same work under another name.
+            "alternative_titles": _other_titles(book, doc),
+            "isbns": sorted({i for e in editions for i in (isbn13(e.get("isbn_13")), isbn13(e.get("isbn_10"))) if i}
+                            | {i for i in (isbn13(x) for x in doc.get("isbns") or []) if i}),
             "author_ids": {a["name"]: str(a["id"]) for a in primary if a.get("id") is not None},
             "compilation": compilation,
             "edition_id": main.get("id"),
@@ -460,6 +464,14 @@ def book_candidate(
             "users_count": book.get("users_count"),
         },
     )
+
+
+def _other_titles(book: dict[str, Any], doc: dict[str, Any]) -> list[str]:
+    """The search document's alternative titles and the editions' own titles, other than the book's."""
+    main = title_key(book.get("title"))
+    titles = [*(doc.get("alternative_titles") or []), *(e.get("title") for e in book.get("editions") or [] if isinstance(e, dict))]
+    out = {clean_text(t) for t in titles if isinstance(t, str) and clean_text(t)}
+    return sorted(t for t in out if title_key(t) != main)
 
 
 def position_text(position: Any, details: Any = None) -> str | None:

@@ -98,6 +98,8 @@ def doc_candidate(doc: dict[str, Any], provider: str = "openlibrary") -> Candida
             "author_ids": author_ids(doc),
             "author_keys": list(doc.get("author_key") or []),
             "edition_count": doc.get("edition_count"),
+            # The ISBNs of the work's editions: another edition we own is this work.
+            **({"isbns": [i for i in (isbn13(x) for x in doc["isbn"][:200]) if i]} if isinstance(doc.get("isbn"), list) else {}),
         },
     )
 

@@ -12,10 +12,14 @@ class CompletenessOptions(ConfigurableResource):
     include_novellas: bool = Field(default=False, description="Novellas and prequels count towards completeness")
     language: str = Field(default="English", description="Books in other languages (translations) are not listed")
     follow_min_books: int = Field(default=3, ge=1, description="Authors with this many owned books are followed")
+    ownership_min_confidence: str = Field(
+        default="MEDIUM", description="An enrichment match this sure (HIGH, MEDIUM or LOW) makes its identifiers and titles owned"
+    )
 
     def settings(self) -> CompletenessSettings:
         return CompletenessSettings(
-            include_novellas=self.include_novellas, language=self.language, follow_min_books=self.follow_min_books
+            include_novellas=self.include_novellas, language=self.language, follow_min_books=self.follow_min_books,
+            ownership_min_confidence=self.ownership_min_confidence,
         )
 
 

@@ -36,6 +36,8 @@ CHECKS = {
     ("library_books", "library_books_contract"),
     ("missing_books", "missing_books_contract"),
     ("missing_books", "no_owned_book_is_missing"),
+    ("missing_books", "no_missing_book_matches_an_owned_item"),
+    ("download_requests", "no_release_sent_for_an_owned_book"),
     ("missing_books", "one_row_per_series_position"),
     ("missing_books", "every_row_has_a_title_or_says_why"),
     ("book_metadata", "book_metadata_contract"),
