@@ -92,13 +92,29 @@ def split_authors(text: str | None) -> list[str]:
         return []
     names: list[str] = []
     for part in _AUTHOR_SEPARATORS.split(text):
-        pieces = [p.strip() for p in part.split(",") if p.strip()]
-        # "Lem, Stanisław" is one name; "Terry Pratchett, Neil Gaiman" is two.
-        if len(pieces) == 2 and " " not in pieces[0] and len(pieces[1].split()) <= 2:
+        pieces: list[str] = []
+        for piece in (p.strip() for p in part.split(",") if p.strip()):
+            if pieces and fold(piece) in _SUFFIXES:  # "Martin Luther King, Jr." is one name
+                pieces[-1] += f", {piece}"
+            else:
+                pieces.append(piece)
+        # "Lem, Stanisław", "Le Guin, Ursula K." and "García Márquez, Gabriel" are one name;
+        # "Terry Pratchett, Neil Gaiman" and "Rebecca Moesta, Kevin J. Anderson" are two.
+        if len(pieces) == 2 and _is_last_first(pieces[0], pieces[1]):
             names.append(f"{pieces[0]}, {pieces[1]}")
         else:
             names.extend(pieces)
     return names
+
+
+def _is_last_first(last: str, first: str) -> bool:
+    words = first.split()
+    if fold(first) in _SUFFIXES or not words:
+        return False
+    # Given names are one word or end in an initial ("Tolkien, J. R. R.", "Le Guin, Ursula K.");
+    # after a one-word surname two words are given names too ("Lem, Stanisław Herman").
+    given = len(words) == 1 or len(fold(words[-1])) == 1
+    return given or (" " not in last and len(words) <= 2) if len(last.split()) <= 3 else False
 
 
 def author_key(name: str | None) -> str:

@@ -132,7 +132,12 @@ def from_folder(rel_path: str | None, title: str | None) -> Recovered | None:
     # ABS names an untagged book after its folder: then the folder's title part is the title.
     whole = title_key(leaf) == item_key
     for pattern in (_SERIES_PREFIX, _SERIES_NUMBER_PREFIX):
-        if (match := pattern.match(leaf)) and (whole or _same_title(match["title"], item_key)) and _is_series_name(match["series"]):
+        if (
+            (match := pattern.match(leaf))
+            and (whole or _same_title(match["title"], item_key))
+            and _is_series_name(match["series"])
+            and title_key(f"{match['series']} {match['num']}") != item_key  # "Room 237 - Room 237": the title's own number
+        ):
             return Recovered(match["series"].strip(), match["num"], "folder", match["title"].strip() if whole else None)
     if len(parts) < 3:
         return None

@@ -46,7 +46,7 @@ def test_demo_run_materialises_everything_and_says_it_is_the_demo():
     meta = materialization_metadata(instance, "abs_library_items")
     assert meta["abs_reported_total"].value == 25 and meta["skipped"].value == 0
     checks = [e for e in result.all_events if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION]
-    assert len(checks) == 6 and all(e.event_specific_data.passed for e in checks)
+    assert len(checks) == 7 and all(e.event_specific_data.passed for e in checks)
 
 
 def test_statuses_survive_a_rematerialisation():
