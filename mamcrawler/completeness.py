@@ -170,10 +170,10 @@ def _find_missing(books, series_catalog, author_catalog, overrides, settings, no
                 continue
             sources[sid].add(row["provider"])
             slot = entries.setdefault((sid, row["sort_key"]), _slot(row["kind"]))
-            if split_edition_base(row["title"]) is not None:
+            if (base := split_edition_base(row["title"])) is not None:
                 # One part of a split edition: not a book of its own, but it names the book's position.
                 skipped["part of a split edition in catalogue"] += 1
-                slot["parts"].setdefault(row["provider"], split_edition_base(row["title"]))
+                slot["parts"].setdefault(row["provider"], base)
                 continue
             if row["title"]:
                 slot["titles"].setdefault(row["provider"], work_title(row["title"]))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from functools import lru_cache
 
 import polars as pl
 from rapidfuzz import fuzz
@@ -96,9 +97,15 @@ def distinct_works(books: pl.DataFrame) -> dict[str, str]:
 def work_title(title: str | None) -> str:
     """A title as a work: release noise and a series note removed
     ("The Well of Ascension (Mistborn, Book 2) (Unabridged)" -> "The Well of Ascension")."""
+    return _work_title(title) if title else ""
+
+
+@lru_cache(maxsize=262_144)  # catalogue and library titles are compared many times each
+def _work_title(title: str) -> str:
     return strip_series_note(clean_title(title))
 
 
+@lru_cache(maxsize=262_144)
 def work_key(title: str | None) -> str:
     return title_key(work_title(title))
 
@@ -115,14 +122,21 @@ def _subtitle_key(title: str) -> str | None:
     return key if len(key.split()) >= 2 else None
 
 
+@lru_cache(maxsize=262_144)
+def _facts(title: str | None) -> tuple[frozenset[str], frozenset[float], str]:
+    """(match keys: the whole title and the part after a colon, sequel numbers, main key)."""
+    text = work_title(title)
+    if not text:
+        return frozenset(), frozenset(), ""
+    key = title_key(text)
+    return frozenset({key, _subtitle_key(text)} - {None, ""}), frozenset(sequel_numbers(text)), key
+
+
 def same_work(a: str | None, b: str | None) -> bool:
     """Whether two titles name the same work, by title alone (callers check the authors)."""
-    ta, tb = work_title(a), work_title(b)
-    if not ta or not tb or sequel_numbers(ta) != sequel_numbers(tb):
-        return False
-    keys_a = {title_key(ta), _subtitle_key(ta)} - {None, ""}
-    keys_b = {title_key(tb), _subtitle_key(tb)} - {None, ""}
-    return bool(keys_a & keys_b)
+    keys_a, numbers_a, _ = _facts(a)
+    keys_b, numbers_b, _ = _facts(b)
+    return numbers_a == numbers_b and bool(keys_a & keys_b)
 
 
 def matched_candidates(candidates: pl.DataFrame | None, min_confidence: str = DEFAULT_MIN_CONFIDENCE) -> pl.DataFrame | None:
@@ -155,11 +169,8 @@ class OwnedIndex:
             self._add_matches(matched, authors_of)
 
     def _add_title(self, title: str | None, authors: frozenset[str]) -> None:
-        text = work_title(title)
-        if not text:
-            return
-        numbers = frozenset(sequel_numbers(text))
-        for key in {title_key(text), _subtitle_key(text)} - {None, ""}:
+        keys, numbers, _ = _facts(title)
+        for key in keys:
             self.titles[key].append((authors, numbers))
             for author in authors:
                 self.by_author[author].append((key, numbers))
@@ -193,17 +204,14 @@ class OwnedIndex:
             return "isbn"
         if work and work[1] and (work[0], str(work[1])) in self.works:
             return "work id"
-        text = work_title(title)
-        if not text:
-            return None
-        numbers = frozenset(sequel_numbers(text))
-        keys = {title_key(text), _subtitle_key(text)} - {None, ""}
-        for key in keys:
-            for owned_authors, owned_numbers in self.titles.get(key, ()):
+        keys, numbers, key = _facts(title)
+        for key_ in keys:
+            for owned_authors, owned_numbers in self.titles.get(key_, ()):
                 if owned_numbers == numbers and (not authors or not owned_authors or authors & owned_authors):
                     return "title"
+        if not key:
+            return None
         # Near-identical titles by the same author ("The Final Empire" / "Final Empire, The").
-        key = title_key(text)
         for author in authors:
             for owned_key, owned_numbers in self.by_author.get(author, ()):
                 if owned_numbers == numbers and fuzz.token_sort_ratio(key, owned_key) >= 95:
