@@ -229,8 +229,9 @@ def _find_missing(books, series_catalog, author_catalog, overrides, settings, no
     }
     skipped["series under another name (an alias of a catalogued series)"] += len(aliases)
 
-    # Positions the library itself shows as holes, whether or not a provider lists them.
-    for sid, owned in owned_main.items():
+    # Positions the library itself shows as holes, whether or not a provider lists them
+    # (a position only a provider's match gives is owned but makes no holes).
+    for sid, owned in owned_by_series(memberships.filter(pl.col("source") != "enrichment")).items():
         if sid in aliases:
             continue
         for position in range(1, max(owned) + 1):

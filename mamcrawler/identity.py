@@ -29,6 +29,7 @@ from rapidfuzz import fuzz
 from mamcrawler.candidates import isbn13
 from mamcrawler.enrichment import RANK, sequel_numbers
 from mamcrawler.names import author_key, clean_title, series_key, split_authors, title_key
+from mamcrawler.positions import parse_position
 from mamcrawler.series_recovery import strip_series_note
 
 DEFAULT_MIN_CONFIDENCE = "MEDIUM"
@@ -263,6 +264,32 @@ def _series_refs(matched: pl.DataFrame | None) -> dict[tuple[str, str], list[str
     return refs
 
 
+def _with_matched_positions(flat: pl.DataFrame, books: pl.DataFrame, matched: pl.DataFrame | None) -> pl.DataFrame:
+    """A book ABS knows in no series gains the first series and position its matched candidate
+    names (source "enrichment"): that position is owned, although it makes no holes of its own."""
+    if matched is None or "series" not in matched.columns:
+        return flat
+    placed = set(flat["item_id"].to_list())
+    book_rows = {r[0]: r for r in books.select("item_id", "author", "author_keys").iter_rows()}
+    extra = []
+    for item_id, series in matched.select("item_id", "series").iter_rows():
+        if item_id in placed or item_id not in book_rows:
+            continue
+        for entry in series or ():
+            pos = parse_position((entry or {}).get("sequence"))
+            if pos is None or pos.sort_key is None or not series_key(entry.get("name")):
+                continue
+            _, author, author_keys = book_rows[item_id]
+            extra.append({
+                "item_id": item_id, "author": author, "author_keys": author_keys, "series": entry["name"],
+                "series_key": series_key(entry["name"]), "position_raw": pos.raw, "sort_key": pos.sort_key,
+                "range_lo": pos.lo, "range_hi": pos.hi, "part": pos.part, "kind": pos.kind, "source": "enrichment",
+            })
+            placed.add(item_id)
+            break
+    return pl.concat([flat, pl.DataFrame(extra, schema=flat.schema)]) if extra else flat
+
+
 def series_memberships(books: pl.DataFrame, matched: pl.DataFrame | None = None) -> pl.DataFrame:
     """One row per (book, series membership), with the series identity `series_id`.
 
@@ -277,6 +304,7 @@ def series_memberships(books: pl.DataFrame, matched: pl.DataFrame | None = None)
         .unnest("series")
         .filter(pl.col("series_key") != "")
     )
+    flat = _with_matched_positions(flat, books, matched)
     items, keys, authors_per_row = flat["item_id"].to_list(), flat["series_key"].to_list(), flat["author_keys"].to_list()
     refs = _series_refs(matched)
     uf = UnionFind()

@@ -173,6 +173,21 @@ def test_other_edition_titles_and_work_ids_make_an_author_work_owned():
     assert {r["title"] for r in find_missing(books, None, works, follow, SETTINGS, evidence=by_work_id).missing.iter_rows(named=True)} == {"The Subtle Knife"}
 
 
+def test_a_matched_series_position_is_owned_but_makes_no_holes():
+    books = library([
+        {"title": "The Lies of Locke Lamora", "authors": ["Scott Lynch"]},
+        {"title": "Red Seas Under Red Skies", "authors": ["Scott Lynch"], "series": [("Gentleman Bastard", "2")]},
+        {"title": "Warbreaker", "authors": ["Brandon Sanderson"]},
+    ])
+    assert {(r[0], r[1]) for r in missing_of(find_missing(books, None, None, None, SETTINGS))} == {("Gentleman Bastard", "1")}
+    evidence = candidates([
+        {"item_id": "li_0", "provider": "audible", "title": "The Lies of Locke Lamora",
+         "series": [{"name": "Gentleman Bastard", "sequence": "1"}]},
+        {"item_id": "li_2", "provider": "hardcover", "title": "Warbreaker", "series": [{"name": "Cosmere", "sequence": "6"}]},
+    ])
+    assert missing_of(find_missing(books, None, None, None, SETTINGS, evidence=evidence)) == set()
+
+
 def test_owned_index_evidence_and_the_sequel_guard():
     books = library([
         {"title": "Remnant II", "authors": ["Rae Mnant"], "asin": "B0REMNANT2"},
