@@ -30,6 +30,7 @@ from mamcrawler.identity import (
     merge_by_catalogue,
     series_memberships,
     work_key,
+    work_keys,
     work_title,
     works_per_author,
 )
@@ -209,14 +210,16 @@ def _find_missing(books, series_catalog, author_catalog, overrides, settings, no
     placed: dict[str, set[tuple[str, float]]] = defaultdict(set)  # title -> (series key, position)
     for (sid, position), entry in entries.items():
         for t in entry["titles"].values():
-            placed[work_key(t)].add((sid.split("|")[0], position))
+            for key in work_keys(t, index.known_authors):
+                placed[key].add((sid.split("|")[0], position))
     if author_catalog is not None:  # an author's bibliography places a book in its series too
         for title, series, raw in author_catalog.filter(pl.col("series").is_not_null()).select(
             "title", "series", "position_raw"
         ).iter_rows():
             pos = parse_position(raw)
             if pos is not None and pos.sort_key is not None:
-                placed[work_key(title)].add((series_key(series), pos.sort_key))
+                for key in work_keys(title, index.known_authors):
+                    placed[key].add((series_key(series), pos.sort_key))
     in_series: dict[str, set[tuple[str, float | None]]] = defaultdict(set)
     for sid, item_title, position in memberships.join(books.select("item_id", "title"), on="item_id").select(
         "series_id", "title", "sort_key"
@@ -278,6 +281,7 @@ def _find_missing(books, series_catalog, author_catalog, overrides, settings, no
             )
         )
 
+    missing_rows = _once_per_work(missing_rows, author_keys_of, owned_main, skipped)
     followed, why = followed_authors(books, ov, settings)
     display_names = {
         k: a for keys, authors in books.select("author_keys", "authors").iter_rows() for k, a in zip(keys or (), authors or ())
@@ -337,6 +341,24 @@ def _find_missing(books, series_catalog, author_catalog, overrides, settings, no
         authors=_author_table(author_stats, display_names | author_names, followed, why),
         skipped=skipped,
     )
+
+
+def _once_per_work(rows: list[dict[str, Any]], author_keys_of, owned_main, skipped: Counter) -> list[dict[str, Any]]:
+    """A book missing from a series and from its sub-series (Discworld #24 is City Watch #5) is
+    one missing book: it is listed under the series the library owns most of."""
+    def preference(row: dict[str, Any]) -> tuple:
+        return (-len(owned_main.get(row["series_id"], ())), row["series_id"], row["position"])
+
+    seen: set[tuple[str, str]] = set()
+    kept = []
+    for row in sorted(rows, key=preference):
+        pairs = {(a, work_key(row["title"])) for a in author_keys_of[row["series_id"]]} if row["title"] else set()
+        if pairs & seen:
+            skipped["listed under another owned series too"] += 1
+            continue
+        seen |= pairs
+        kept.append(row)
+    return kept
 
 
 def _slot(kind: str) -> dict[str, Any]:

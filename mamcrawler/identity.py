@@ -19,8 +19,9 @@ Absence is never evidence: a record missing from one answer proves nothing.
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from functools import lru_cache
 
 import polars as pl
@@ -111,6 +112,24 @@ def work_key(title: str | None) -> str:
     return title_key(work_title(title))
 
 
+_POSSESSIVE = re.compile(r"^(?P<who>[^'’:]+?)['’]s\s+(?P<rest>.+)$")
+
+
+def uncredited(title: str | None, known_authors: Collection[str]) -> str:
+    """The work title without a leading author credit: "Robert Ludlum's The Bourne Sanction"
+    is "The Bourne Sanction" when Robert Ludlum is a known author ("Ender's Game" stays)."""
+    text = work_title(title)
+    match = _POSSESSIVE.match(text)
+    if match and len(match["who"].split()) >= 2 and author_key(match["who"]) in known_authors:
+        return match["rest"]
+    return text
+
+
+def work_keys(title: str | None, known_authors: Collection[str]) -> set[str]:
+    """The keys a title is compared by: its work key, and without an author credit."""
+    return {work_key(title), title_key(uncredited(title, known_authors))} - {""}
+
+
 def work_numbers(title: str | None) -> set[float]:
     """The sequel numbers of the title proper (a series note's number is a position, not part of the title)."""
     return sequel_numbers(work_title(title))
@@ -163,14 +182,23 @@ class OwnedIndex:
         self.titles: dict[str, list[tuple[frozenset[str], frozenset[float]]]] = defaultdict(list)
         self.by_author: dict[str, list[tuple[str, frozenset[float]]]] = defaultdict(list)
         authors_of: dict[str, frozenset[str]] = {}
-        for item_id, title, keys in books.select("item_id", "title", "author_keys").iter_rows():
+        for item_id, keys in books.select("item_id", "author_keys").iter_rows():
             authors_of[item_id] = frozenset(keys or ())
+        self.known_authors = frozenset(k for keys in authors_of.values() for k in keys)
+        for item_id, title in books.select("item_id", "title").iter_rows():
             self._add_title(title, authors_of[item_id])
         if matched is not None:
             self._add_matches(matched, authors_of)
 
+    def _facts(self, title: str | None) -> tuple[frozenset[str], frozenset[float], str]:
+        keys, numbers, key = _facts(title)
+        plain = uncredited(title, self.known_authors)
+        if plain != work_title(title):  # "Robert Ludlum's The Bourne Sanction" is also "The Bourne Sanction"
+            keys = keys | _facts(plain)[0]
+        return keys, numbers, key
+
     def _add_title(self, title: str | None, authors: frozenset[str]) -> None:
-        keys, numbers, _ = _facts(title)
+        keys, numbers, _ = self._facts(title)
         for key in keys:
             self.titles[key].append((authors, numbers))
             for author in authors:
@@ -205,7 +233,7 @@ class OwnedIndex:
             return "isbn"
         if work and work[1] and (work[0], str(work[1])) in self.works:
             return "work id"
-        keys, numbers, key = _facts(title)
+        keys, numbers, key = self._facts(title)
         for key_ in keys:
             for owned_authors, owned_numbers in self.titles.get(key_, ()):
                 if owned_numbers == numbers and (not authors or not owned_authors or authors & owned_authors):

@@ -129,6 +129,34 @@ def test_unrelated_series_of_one_name_with_disjoint_catalogues_stay_apart():
     }
 
 
+def test_a_book_missing_from_a_series_and_its_sub_series_is_listed_once():
+    books = library([
+        {"title": "Revelation Space", "authors": ["Alastair Reynolds"], "series": [("Revelation Space", "1")]},
+        {"title": "Chasm City", "authors": ["Alastair Reynolds"], "series": [("Revelation Space", "3")]},
+        {"title": "Elysium Fire", "authors": ["Alastair Reynolds"], "series": [("Prefect Dreyfus Emergencies", "2")]},
+    ])
+    main = series_catalog(books, "Revelation Space", [("1", "Revelation Space"), ("2", "The Prefect"), ("3", "Chasm City")])
+    sub = series_catalog(books, "Prefect Dreyfus Emergencies", [("1", "The Prefect"), ("2", "Elysium Fire")], ref="S2")
+    result = find_missing(books, pl.concat([main, sub]), None, None, SETTINGS)
+    assert missing_of(result) == {("Revelation Space", "2", "The Prefect")}
+    assert result.skipped["listed under another owned series too"] == 1
+
+
+def test_an_author_credit_in_a_catalogue_title_is_not_another_work():
+    books = library([
+        {"title": "The Hunt for Red October", "authors": ["Tom Clancy"], "series": [("Jack Ryan", "1")]},
+        {"title": "Command Authority", "authors": ["Tom Clancy", "Mark Greaney"]},
+        {"title": "Ender's Game", "authors": ["Orson Scott Card"]},
+    ])
+    cat = series_catalog(books, "Jack Ryan", [
+        ("1", "The Hunt for Red October"), ("2", "Tom Clancy's Command Authority"), ("3", "Tom Clancy's Support and Defend"),
+    ])
+    assert missing_of(find_missing(books, cat, None, None, SETTINGS)) == {("Jack Ryan", "3", "Tom Clancy's Support and Defend")}
+    index = OwnedIndex(books)
+    assert index.owns("Orson Scott Card's Ender's Game", {"orson scott card"}) == "title"
+    assert index.owns("Game", {"orson scott card"}) is None  # "Ender's" is part of the title, not a credit
+
+
 # --- enrichment matches are ownership ------------------------------------------------------
 
 
