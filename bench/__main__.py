@@ -3,12 +3,14 @@
     python -m bench library [N ...]   # normalisation + gap detection, default 1k, 10k, 50k, 100k items
     python -m bench enrichment        # provider throughput vs a sequential baseline; METADATA_NEW at 50k
     python -m bench completeness      # precision/recall of missing_books on a world with a known answer
+    python -m bench accuracy          # missing_books on the hand-written corpus (bench/corpus) against its truth
     python -m bench acquisition       # release scoring of 10,000 rows; send planning over 20,000 missing books
 """
 
 import json
 import sys
 
+from bench.accuracy import accuracy
 from bench.acquisition import acquisition
 from bench.completeness import completeness
 from bench.enrichment import enrichment
@@ -22,6 +24,9 @@ def main(argv: list[str]) -> int:
         return 0
     if argv[:1] == ["completeness"]:
         print(json.dumps(completeness()))
+        return 0
+    if argv[:1] == ["accuracy"]:
+        print(json.dumps(accuracy()))
         return 0
     if argv[:1] == ["acquisition"]:
         print(json.dumps(acquisition()))
