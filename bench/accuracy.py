@@ -82,7 +82,7 @@ def run_pipeline(corpus: Corpus) -> Listed:
     authors = catalog_frame([{**r, "author": names.get(r["author_key"])} for r in rows], AUTHOR_CATALOG_SCHEMA)
     if errors or author_errors:
         raise RuntimeError(f"the corpus providers failed: {(errors + author_errors)[:3]}")
-    result = find_missing(books, series, authors, None, settings, now)
+    result = find_missing(books, series, authors, None, settings, now, evidence=candidates)  # matches are ownership
     return Listed(
         result.missing.select("series", "author", "position", "title", "reason").to_dicts(),
         [{**r, "position": _number(r["position_label"])} for r in

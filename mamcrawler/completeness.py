@@ -26,11 +26,11 @@ from mamcrawler.gaps import MISSING_SCHEMA, missing_id, owned_by_series
 from mamcrawler.identity import (
     DEFAULT_MIN_CONFIDENCE,
     OwnedIndex,
+    match_keys,
     matched_candidates,
     merge_by_catalogue,
     series_memberships,
     work_key,
-    work_keys,
     work_title,
     works_per_author,
 )
@@ -210,7 +210,7 @@ def _find_missing(books, series_catalog, author_catalog, overrides, settings, no
     placed: dict[str, set[tuple[str, float]]] = defaultdict(set)  # title -> (series key, position)
     for (sid, position), entry in entries.items():
         for t in entry["titles"].values():
-            for key in work_keys(t, index.known_authors):
+            for key in match_keys(t, index.known_authors):
                 placed[key].add((sid.split("|")[0], position))
     if author_catalog is not None:  # an author's bibliography places a book in its series too
         for title, series, raw in author_catalog.filter(pl.col("series").is_not_null()).select(
@@ -218,7 +218,7 @@ def _find_missing(books, series_catalog, author_catalog, overrides, settings, no
         ).iter_rows():
             pos = parse_position(raw)
             if pos is not None and pos.sort_key is not None:
-                for key in work_keys(title, index.known_authors):
+                for key in match_keys(title, index.known_authors):
                     placed[key].add((series_key(series), pos.sort_key))
     in_series: dict[str, set[tuple[str, float | None]]] = defaultdict(set)
     for sid, item_title, position in memberships.join(books.select("item_id", "title"), on="item_id").select(
@@ -316,6 +316,9 @@ def _find_missing(books, series_catalog, author_catalog, overrides, settings, no
                 continue
             if row["series"] and (series_key(row["series"]), akey) in owned_by_key:
                 continue  # a book of an owned series: the series catalogue decides about it
+            if any((key, akey) in owned_by_key for t in match_keys(row["title"], index.known_authors) for key, _ in placed.get(t, ())):
+                skipped["author work a catalogue places in an owned series"] += 1
+                continue  # OpenLibrary names no series, but a series catalogue lists the work
             pos = parse_position(row["position_raw"])
             missing_rows.append(
                 _row(

@@ -125,9 +125,12 @@ def uncredited(title: str | None, known_authors: Collection[str]) -> str:
     return text
 
 
-def work_keys(title: str | None, known_authors: Collection[str]) -> set[str]:
-    """The keys a title is compared by: its work key, and without an author credit."""
-    return {work_key(title), title_key(uncredited(title, known_authors))} - {""}
+def match_keys(title: str | None, known_authors: Collection[str]) -> frozenset[str]:
+    """Every key a title is known by: the work key, the part after a colon ("Mistborn: The
+    Final Empire" is "The Final Empire") and the title without an author credit."""
+    keys = _facts(title)[0]
+    plain = uncredited(title, known_authors)
+    return keys | _facts(plain)[0] if plain != work_title(title) else keys
 
 
 def work_numbers(title: str | None) -> set[float]:
@@ -191,11 +194,8 @@ class OwnedIndex:
             self._add_matches(matched, authors_of)
 
     def _facts(self, title: str | None) -> tuple[frozenset[str], frozenset[float], str]:
-        keys, numbers, key = _facts(title)
-        plain = uncredited(title, self.known_authors)
-        if plain != work_title(title):  # "Robert Ludlum's The Bourne Sanction" is also "The Bourne Sanction"
-            keys = keys | _facts(plain)[0]
-        return keys, numbers, key
+        _, numbers, key = _facts(title)
+        return match_keys(title, self.known_authors), numbers, key
 
     def _add_title(self, title: str | None, authors: frozenset[str]) -> None:
         keys, numbers, _ = self._facts(title)

@@ -93,6 +93,7 @@ def strip_series_note(title: str | None) -> str:
 _WORD_PART = rf"(?:{NUMBER}|first|second|third|fourth|fifth|sixth)"
 # "Part One of The Way of Kings", "The Way of Kings, Part 2", "The Way of Kings (2 of 3)", "Title: Part 1 of 2"
 _SPLIT_OF = re.compile(rf"^\s*(?:the\s+)?(?:part|pt\.?)\s+{_WORD_PART}\s+of\s+(?:\d+\s*[:,-]\s*)?(?P<base>.+)$", re.IGNORECASE)
+_SPLIT_TAIL = re.compile(rf"^(?P<base>.+?)\s+(?:part|pt\.?)\s+{_WORD_PART}(?:\s+of\s+{_WORD_PART})?\s*$", re.IGNORECASE)
 _SPLIT_SUFFIX = re.compile(
     rf"^(?P<base>.+?)\s*(?:,|:|-|–|\(|\[)\s*(?:(?:part|pt\.?)\s+{_WORD_PART}(?:\s+of\s+{_WORD_PART})?"
     rf"|{_WORD_PART}\s+of\s+{_WORD_PART})\s*[\)\]]?\s*$",
@@ -104,7 +105,7 @@ def split_edition_base(title: str | None) -> str | None:
     """The whole book's title when `title` is one part of a split edition ("Part One of X",
     "X, Part 2", "X (Part 1 of 3)"); None for a whole book."""
     text = clean_text(title)
-    match = _SPLIT_OF.match(text) or _SPLIT_SUFFIX.match(text)
+    match = _SPLIT_OF.match(text) or _SPLIT_SUFFIX.match(text) or _SPLIT_TAIL.match(text)
     if match and _has_words(match["base"]):
         return match["base"].strip(" ,:-–")
     return None

@@ -332,7 +332,7 @@ def test_numbers_of_titles_never_become_positions_in_the_new_forms(title):
 
 def test_split_editions_and_catalogue_notes():
     for part in ["Part One of The Way of Kings", "The Way of Kings, Part 2", "Oathbringer (Part 1 of 3)",
-                 "Rhythm of War: Part Two", "The Eye of the World (1 of 2)"]:
+                 "Rhythm of War: Part Two", "The Eye of the World (1 of 2)", "The Name of the Wind Part One"]:
         assert split_edition_base(part) is not None, part
     for whole in ["The Way of Kings", "Part of Your World", "The Two Towers", "Catch-22", "Book Two", "Three Parts Dead"]:
         assert split_edition_base(whole) is None, whole
@@ -347,6 +347,21 @@ def test_split_editions_and_catalogue_notes():
     result = find_missing(books, cat, None, None, SETTINGS)
     assert missing_of(result) == {("Mistborn", "3", "The Hero of Ages"), ("Mistborn", "4", "The Alloy of Law: A Mistborn Novel")}
     assert result.skipped["part of a split edition in catalogue"] == 2
+
+
+def test_an_author_work_a_series_catalogue_places_is_left_to_the_series():
+    books = library([
+        {"title": "The Earthsea Quartet", "authors": ["Ursula K. Le Guin"], "series": [("Earthsea", "1-4")]},
+        {"title": "Tales from Earthsea", "authors": ["Ursula K. Le Guin"], "series": [("Earthsea", "5")]},
+    ])
+    cat = series_catalog(books, "Earthsea", [("1", "A Wizard of Earthsea"), ("2", "The Tombs of Atuan"), ("6", "The Other Wind")])
+    works = author_catalog([
+        {"author_key": "ursula k le guin", "provider": "openlibrary", "title": "Earthsea: A Wizard of Earthsea"},
+        {"author_key": "ursula k le guin", "provider": "openlibrary", "title": "The Lathe of Heaven"},
+    ])
+    follow = pl.DataFrame({"kind": ["follow_author"], "target": ["Le Guin, Ursula K."], "note": [None]})
+    result = find_missing(books, cat, works, follow, SETTINGS)
+    assert {r["title"] for r in result.missing.iter_rows(named=True)} == {"The Other Wind", "The Lathe of Heaven"}
 
 
 # --- match confidence -------------------------------------------------------------------
