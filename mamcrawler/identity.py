@@ -133,11 +133,6 @@ def match_keys(title: str | None, known_authors: Collection[str]) -> frozenset[s
     return keys | _facts(plain)[0] if plain != work_title(title) else keys
 
 
-def work_numbers(title: str | None) -> set[float]:
-    """The sequel numbers of the title proper (a series note's number is a position, not part of the title)."""
-    return sequel_numbers(work_title(title))
-
-
 def _subtitle_key(title: str) -> str | None:
     """ "Mistborn: The Final Empire" -> "final empire": the part after a colon, when it is a title itself."""
     _, sep, rest = title.partition(":")
