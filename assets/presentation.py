@@ -34,11 +34,12 @@ def markdown_table(frame: pl.DataFrame, limit: int = 10) -> str:
     return "\n".join(lines)
 
 
-def counts_table(counts: Mapping[str, int], key: str = "reason") -> str:
+def counts_table(counts: Mapping[str, int], key: str = "reason", unit: str = "count", keep_order: bool = False) -> str:
+    """A count per key, largest first (or in the given order, e.g. levels best first)."""
     if not counts:
         return "_none_"
-    rows = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    return "\n".join([f"| {key} | count |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows])
+    rows = list(counts.items()) if keep_order else sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return "\n".join([f"| {key} | {unit} |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows])
 
 
 def table_metadata(

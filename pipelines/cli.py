@@ -6,12 +6,14 @@ import json
 import os
 import shutil
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 
 from mamcrawler.completeness import OVERRIDE_KINDS, OVERRIDES_TABLE, change_overrides
 from mamcrawler.enrichment import BUCKETS, bucket_of
+from mamcrawler.figures import correction_figures, level_counts, levels_line, missing_figures
 from mamcrawler.positions import format_position
 from mamcrawler.warehouse import REPO_ROOT, TableNotFound, Warehouse, WarehouseError, default_warehouse_path
 
@@ -82,6 +84,7 @@ def cmd_missing(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     if args.profile:
         os.environ["MAMCRAWLER_PROFILE"] = args.profile
+    started = datetime.now(UTC)
     home = ensure_dagster_home()
     from dagster import DagsterInstance
 
@@ -116,24 +119,32 @@ def cmd_run(args: argparse.Namespace) -> int:
         for event in failures:
             print(f"FAILED {event.step_key}: {event.message}", file=sys.stderr)
         return 1
-    warehouse = Warehouse(default_warehouse_path())
+    print(run_summary(Warehouse(default_warehouse_path()), result.run_id, started, not args.skip_metadata, searching))
+    return 0
+
+
+def run_summary(warehouse: Warehouse, run_id: str, started: datetime, metadata: bool, searching: bool) -> str:
+    """What `mamcrawler run` prints at the end: every figure from `mamcrawler.figures`."""
     books = warehouse.query("SELECT count(*) AS n FROM library_books")["n"][0]
     missing = read_missing(warehouse)
-    summary = (
+    series = warehouse.read_optional("series_completeness")
+    upcoming = warehouse.read_optional("upcoming_books")
+    figures = missing_figures(missing, series, 0 if upcoming is None else upcoming.height)
+    by_series = (
         missing.filter(pl.col("reason") == "series_gap")
         .group_by("author", "series")
         .agg(pl.len().alias("missing"), pl.col("position").sort().alias("positions"))
         .sort("author", "series")
     )
-    print(f"\nRun {result.run_id} succeeded: {books} books in the library, {missing.height} missing books.\n")
-    for row in summary.iter_rows(named=True):
-        print(f"  {row['author'] or '(no author)'} - {row['series']}: {row['missing']} missing ({_ranges(row['positions'])})")
-    if not args.skip_metadata:
-        print(_metadata_summary(warehouse))
+    lines = [f"\nRun {run_id} succeeded: {books} books in the library, {missing.height} missing books.", f"  {figures.line()}\n"]
+    for row in by_series.iter_rows(named=True):
+        lines.append(f"  {row['author'] or '(no author)'} - {row['series']}: {row['missing']} missing ({_ranges(row['positions'])})")
+    if metadata:
+        lines.append(_metadata_summary(warehouse, started))
     if searching:
-        print(_downloads_summary(warehouse))
-    print("\nFull lists: mamcrawler missing --format table|csv|json, mamcrawler downloads")
-    return 0
+        lines.append(_downloads_summary(warehouse))
+    lines.append("\nFull lists: mamcrawler missing [--wide] [--series S] [--author A] [--format csv|json], mamcrawler downloads")
+    return "\n".join(lines)
 
 
 def _downloads_summary(warehouse: Warehouse) -> str:
@@ -167,18 +178,12 @@ def cmd_downloads(args: argparse.Namespace) -> int:
     return 0
 
 
-def _metadata_summary(warehouse: Warehouse) -> str:
-    levels = warehouse.query(
-        "SELECT book_confidence AS level, count(DISTINCT item_id) AS books FROM enriched_books GROUP BY 1 ORDER BY 2 DESC"
-    )
-    corrections = warehouse.query("SELECT mode, count(*) AS n FROM metadata_corrections GROUP BY 1") if warehouse.has_table(
-        "metadata_corrections"
-    ) else None
-    lines = ["\nMetadata: " + ", ".join(f"{r['books']} books {r['level']}" for r in levels.iter_rows(named=True))]
-    if corrections is not None and corrections.height:
-        lines.append("Corrections: " + ", ".join(f"{r['n']} {r['mode']}" for r in corrections.iter_rows(named=True))
-                     + " (dry run unless MAMCRAWLER_WRITEBACK=1; see metadata_corrections)")
-    return "\n".join(lines)
+def _metadata_summary(warehouse: Warehouse, started: datetime) -> str:
+    state = warehouse.read_optional("book_enrichment_state")
+    levels = level_counts([] if state is None else state["best_level"])
+    corrections = correction_figures(warehouse.read_optional("metadata_corrections"), started)
+    hint = "\n  (dry run: set MAMCRAWLER_WRITEBACK=1 to send them to ABS; see metadata_corrections)"
+    return f"\nMetadata: {levels_line(levels)}\n{corrections.line()}" + (hint if corrections.by_mode.get("dry_run") else "")
 
 
 def cmd_reenrich(args: argparse.Namespace) -> int:
