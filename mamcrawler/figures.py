@@ -4,8 +4,9 @@ and every figure says what it counts."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -111,3 +112,56 @@ def correction_figures(corrections: pl.DataFrame | None, run_started: datetime |
         new,
         latest["first_recorded"].min(),
     )
+
+
+def duration_text(seconds: float) -> str:
+    """`45 s`, `12 min`, `3 h 05 min`."""
+    if seconds < 90:
+        return f"{round(seconds)} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+class EnrichmentProgress:
+    """The progress line of a metadata run: books done of total for the provider at work,
+    provider look-ups done of all planned, requests per provider, and the time left. The
+    providers run one after another; the one at work is timed at its observed pace, those
+    still to come at their configured rate (cache hits only make them faster)."""
+
+    def __init__(self, plan: list[tuple[str, int, float]], clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.planned = {name: books for name, books, _ in plan}
+        self.rates = {name: rate for name, _, rate in plan}
+        self.done: dict[str, int] = {}
+        self.requests: dict[str, int] = {}
+        self.current: str | None = None
+        self.current_started = clock()
+
+    def start(self, provider: str, books: int) -> None:
+        self.planned[provider] = books
+        self.current, self.current_started = provider, self.clock()
+
+    def update(self, provider: str, done: int, requests: int, cache_hits: int = 0) -> str:
+        self.done[provider] = done
+        self.requests[provider] = requests
+        books = self.planned.get(provider, done)
+        names = list(self.planned)
+        lookups, planned = sum(self.done.values()), sum(self.planned.values())
+        per_provider = ", ".join(f"{name} {n}" for name, n in self.requests.items())
+        return (
+            f"metadata: {provider} {done}/{books} books (provider {names.index(provider) + 1} of {len(names)}, "
+            f"{cache_hits} from the cache); {lookups}/{planned} provider look-ups in all; "
+            f"requests: {per_provider}; about {duration_text(self.seconds_left())} left"
+        )
+
+    def seconds_left(self) -> float:
+        left = 0.0
+        for name, books in self.planned.items():
+            done = self.done.get(name, 0)
+            if done >= books:
+                continue
+            if name == self.current and done:
+                left += (books - done) * (self.clock() - self.current_started) / done
+            else:
+                left += (books - done) / self.rates.get(name, 1.0)
+        return left
