@@ -1,5 +1,6 @@
 """The shared provider machinery, against a loopback server that misbehaves on purpose."""
 
+import itertools
 import json
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
@@ -157,12 +158,12 @@ def test_a_slow_provider_still_reports_progress_on_time():
     reports: list[tuple[float, int, int]] = []
     started = time.monotonic()
     with serve(slow) as url:
-        got, stats, errors = provider(url, concurrency=1).enrich(
+        got, _, errors = provider(url, concurrency=1).enrich(
             [q("A"), q("B")], progress=lambda done, s: reports.append((time.monotonic() - started, done, s.requests)),
             progress_every_s=0.1,
         )
     assert set(got) == {"A", "B"} and not errors
     assert reports[-1][1:] == (2, 2)  # the last report is the whole pass
     assert len(reports) >= 4  # 0.6 s of slow answers, a report at least every 0.1 s
-    gaps = [b[0] - a[0] for a, b in zip(reports, reports[1:])]
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(reports)]
     assert max(gaps) < 0.35  # never a silent stretch as long as one answer
