@@ -138,3 +138,51 @@ def test_the_readme_dagster_commands_work_as_written(tmp_path):
 
 def readme_block_commands() -> list[str]:
     return [line.strip() for block in README.split("```sh")[1:] for line in block.split("```", 1)[0].splitlines()]
+
+
+def test_the_ui_describes_every_column_and_orders_the_choices(demo):
+    import duckdb
+    from dagster import AssetKey, DagsterInstance
+
+    from mamcrawler.columns import COLUMN_DOCS
+
+    env, _, _ = demo
+    with duckdb.connect(env["MAMCRAWLER_WAREHOUSE"], read_only=True) as con:
+        columns = {name for (name,) in con.sql("SELECT DISTINCT column_name FROM information_schema.columns").fetchall()}
+        priority = dict(con.sql("SELECT missing_id, priority FROM missing_books").fetchall())
+    assert columns - set(COLUMN_DOCS) == set()
+    with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        def latest(asset):
+            return instance.fetch_materializations(AssetKey(asset), limit=1).records[0].asset_materialization.metadata
+
+        for asset in ("missing_books", "series_completeness", "enriched_books", "release_candidates"):
+            schema = latest(asset)["dagster/column_schema"].value
+            assert schema.columns and all(c.description for c in schema.columns), asset
+        choices = latest("release_candidates")["choices"].value.splitlines()
+        series = latest("series_completeness")
+        conflicts = latest("enriched_books")["conflicts"].value
+    # "no release found" is one summary line, after the books with a release or a reason.
+    assert sum("no release found" in line for line in choices) == 1 and "no release found" in choices[-1]
+    assert re.match(r"- \*\*\d+ books\*\*: no release found \(", choices[-1])
+    # The bars picture the series table in its own order.
+    bars = [line.split("|")[1].strip() for line in series["picture"].value.splitlines()[2:]]
+    table = [line.split("|")[1].strip() for line in series["preview"].value.splitlines()[2:] if line.startswith("|")]
+    assert bars[: len(table)] == table
+    # Conflicts name the book, not only its id.
+    assert conflicts == "_no rows_" or conflicts.splitlines()[0].startswith("| item_id | title |")
+    # The books with a release or a reason come most urgent first.
+    labelled = [line for line in choices if "no release found" not in line]
+    assert labelled and len(priority) >= len(labelled)
+
+
+def test_choices_most_urgent_first_and_no_release_in_one_line():
+    from assets.presentation import choices_md
+
+    choices = {"a": "no release found", "b": "best of 2", "c": "no acceptable release among 3", "d": "no release found"}
+    labels = {"a": "A #1", "b": "B #2", "c": "C #1", "d": "D #5"}
+    text = choices_md(choices, labels, {"a": 1, "b": 3, "c": 1, "d": 2})
+    assert text.splitlines() == [
+        "- **C #1**: no acceptable release among 3",
+        "- **B #2**: best of 2",
+        "- **2 books**: no release found (A #1, D #5)",
+    ]
