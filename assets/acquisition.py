@@ -8,7 +8,7 @@ from pathlib import Path, PurePosixPath
 import polars as pl
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
-from assets.presentation import counts_table, lines_md, markdown_table, table_metadata
+from assets.presentation import choices_md, counts_table, lines_md, markdown_table, table_metadata
 from mamcrawler import acquisition as lifecycle
 from mamcrawler.identity import matched_candidates, owned_matches
 from mamcrawler.importing import (
@@ -119,9 +119,7 @@ def release_candidates(
             "searches_cut_at_max_results": truncated,
             "books_with_a_release": chosen.height,
             "indexer_requests": requests_made,
-            "choices": MetadataValue.md(
-                "\n".join(f"- **{labels[m]}**: {why}" for m, why in choices.items()) or "_no book searched_"
-            ),
+            "choices": MetadataValue.md(choices_md(choices, labels, dict(missing.select("missing_id", "priority").iter_rows()))),
             "rejections": MetadataValue.md(counts_table(dict(table.filter(~pl.col("accepted"))["rejection"].value_counts().iter_rows()))),
             "skipped_rows": MetadataValue.md(counts_table(skipped)),
             "errors": lines_md(errors),

@@ -30,6 +30,7 @@ from mamcrawler.catalog import (
     series_refs,
 )
 from mamcrawler.completeness import OVERRIDES_TABLE, change_overrides, find_missing, followed_authors, override_sets
+from mamcrawler.figures import missing_figures
 from mamcrawler.gaps import carry_lifecycle
 from resources.audible import AudibleProvider
 from resources.catalog import author_works, series_members
@@ -149,12 +150,14 @@ def completeness(
         "upcoming_books": result.upcoming,
     })
     per_series = result.series.select("series", "author", "owned", "total", "missing", "status")
-    context.log.info(f"missing_books: {missing.height} missing books, {result.upcoming.height} upcoming")
+    figures = missing_figures(missing, result.series, result.upcoming.height)
+    context.log.info(f"missing_books: {figures.line()}")
     yield MaterializeResult(
         asset_key="missing_books",
         metadata={
             **table_metadata(missing, profile, ["author", "series", "position_label", "title", "reason", "priority", "status"]),
-            "titled": int(missing["title"].is_not_null().sum()),
+            "summary": figures.line(),
+            "titled": figures.titled,
             "by_reason": MetadataValue.md(counts_table(Counter(missing["reason"].to_list()), "reason")),
             "status_counts": MetadataValue.md(counts_table(Counter(missing["status"].to_list()), "status")),
             "catalogue_entries_skipped": MetadataValue.md(counts_table(result.skipped)),

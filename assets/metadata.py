@@ -35,6 +35,7 @@ from mamcrawler.enrichment import (
     owned_books,
     state_frame,
 )
+from mamcrawler.figures import level_counts, levels_line
 from mamcrawler.library import Skipped, snapshot_rows
 from mamcrawler.writeback import current_values, plan_writeback
 from resources.audiobookshelf import AbsError, AudiobookshelfResource
@@ -116,21 +117,31 @@ def book_metadata(
     )
     candidates = candidate_frame(owned, found, now)
     store.replace_rows("book_metadata", candidates, answered_keys)
-    state_rows = state_frame(owned, answered, pending, candidates, now)
+    # The book's level from every stored candidate (earlier answers of a pending provider
+    # included), exactly as enriched_books decides it.
+    stored = store.query("SELECT * FROM book_metadata WHERE bucket IN (SELECT unnest(?))", [buckets])
+    state_rows = state_frame(owned, answered, pending, stored.filter(pl.col("item_id").is_in([b.item_id for b in owned])), now)
     store.replace_rows("book_enrichment_state", state_rows, state_rows.select("item_id"))
-    levels = Counter(
-        candidates.group_by("item_id").agg(pl.col("match_level").max())["match_level"].to_list()
-    ) if candidates.height else Counter()
+    context.log.info(f"book_metadata: {levels_line(level_counts(state_rows['best_level']))} asked in this run")
+    for bucket in buckets:
+        in_bucket = pl.col("bucket") == bucket
+        bucket_state = state_rows.filter(in_bucket)
+        context.add_asset_metadata(
+            {
+                **table_metadata(candidates.filter(in_bucket), profile, ["item_id", "provider", "title", "match_score", "match_level"]),
+                "books_asked": MetadataValue.int(bucket_state.height),
+                "books_pending_a_provider": int((bucket_state["pending"].list.len() > 0).sum()),
+                "book_levels": MetadataValue.md(counts_table(level_counts(bucket_state["best_level"]), "level", "books", keep_order=True)),
+            },
+            partition_key=bucket,
+        )
     return MaterializeResult(
         metadata={
-            **table_metadata(candidates, profile, ["item_id", "provider", "title", "match_score", "match_level"]),
-            "books_asked": len(queries),
-            "books_pending_a_provider": int((state_rows["pending"].list.len() > 0).sum()),
+            "run_books_asked (every bucket of this run)": len(queries),
             "providers": MetadataValue.md(_stats_table(stats)),
             "providers_skipped": MetadataValue.md("\n".join(f"- {p.disabled_reason}" for p in providers if not p.enabled) or "_none_"),
             "errors": lines_md(errors),
-            "cache_hits": sum(s.cache_hits for s in stats.values()),
-            "best_match_levels": MetadataValue.md(counts_table(levels, "level")),
+            "cache_hits (requests answered from the cache, this run)": sum(s.cache_hits for s in stats.values()),
         }
     )
 
@@ -169,17 +180,25 @@ def enriched_books(
     weights = {p.provider_name: p.weight for p in providers}
     table = enriched_frame(candidates, weights)
     store.replace_rows("enriched_books", table, pl.DataFrame({"bucket": buckets}))
-    books = table.unique("item_id").select("book_confidence")["book_confidence"].to_list()
-    context.log.info(f"enriched_books: {table.height} field values for {len(books)} books")
-    return MaterializeResult(
-        metadata={
-            **table_metadata(table, profile, ["item_id", "field", "value_json", "provider", "confidence", "conflict"]),
-            "books": len(books),
-            "book_confidence": MetadataValue.md(counts_table(Counter(books), "confidence")),
-            "conflicting_fields": int(table["conflict"].sum()) if table.height else 0,
-            "conflicts": MetadataValue.md(markdown_table(table.filter(pl.col("conflict")).select("item_id", "field", "value_json", "alternatives_json"))),
-        }
-    )
+    titles = dict(store.read_table("library_books", ["item_id", "title"]).iter_rows())
+    context.log.info(f"enriched_books: {table.height} field values for {table['item_id'].n_unique()} books with a match")
+    for bucket in buckets:
+        rows = table.filter(pl.col("bucket") == bucket)
+        books = rows.unique("item_id")
+        conflicts = rows.filter(pl.col("conflict")).select(
+            "item_id", pl.col("item_id").replace_strict(titles, default=None).alias("title"), "field", "value_json", "alternatives_json"
+        )
+        context.add_asset_metadata(
+            {
+                **table_metadata(rows, profile, ["item_id", "field", "value_json", "provider", "confidence", "conflict"]),
+                "books_with_a_match": books.height,
+                "book_confidence": MetadataValue.md(counts_table(level_counts(books["book_confidence"]), "level", "books", keep_order=True)),
+                "conflicting_fields": int(rows["conflict"].sum()),
+                "conflicts": MetadataValue.md(markdown_table(conflicts)),
+            },
+            partition_key=bucket,
+        )
+    return MaterializeResult(metadata={"run_field_values (every bucket of this run)": table.height})
 
 
 @asset(**BUCKETED, deps=[enriched_books], pool=WAREHOUSE_POOL, kinds={"duckdb"})
@@ -230,6 +249,9 @@ def abs_metadata_writeback(
     if table.height:
         store.upsert("metadata_corrections", table, key=("item_id", "field", "corrected_at"))
     context.log.info(f"write-back ({mode}): {dict(outcomes)}")
+    for bucket in buckets:  # each partition's event shows its own corrections
+        preview = ["item_id", "field", "old", "new", "provider", "confidence", "mode"]
+        context.add_asset_metadata(table_metadata(_in_buckets(table, [bucket]), profile, preview), partition_key=bucket)
     return MaterializeResult(
         metadata={
             **table_metadata(table, profile, ["item_id", "field", "old", "new", "provider", "confidence", "mode"]),

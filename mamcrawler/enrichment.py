@@ -337,13 +337,9 @@ def state_frame(
     candidates: pl.DataFrame,
     now: datetime,
 ) -> pl.DataFrame:
-    """Per book: when it was asked, which providers answered, which still owe an answer."""
-    best = dict(
-        candidates.group_by("item_id")
-        .agg(pl.col("match_level").replace_strict(RANK, return_dtype=pl.Int64).max().alias("r"))
-        .select("item_id", pl.col("r").replace_strict({v: k for k, v in RANK.items()}, return_dtype=pl.Utf8))
-        .iter_rows()
-    )
+    """Per book: when it was asked, which providers answered, which still owe an answer, and
+    its level as `book_confidence` decides it (the level `enriched_books` carries)."""
+    best = {item_id: level for item_id, (level, _) in book_levels(candidates).items()}
     counts = dict(candidates.group_by("item_id").len().iter_rows())
     rows = [
         {
@@ -357,18 +353,30 @@ def state_frame(
     return frame_from_rows(rows, STATE_SCHEMA)
 
 
-def enriched_frame(candidates: pl.DataFrame, weights: dict[str, float]) -> pl.DataFrame:
-    """Consensus per (book, field) from the stored candidate rows."""
-    rows = []
+def _stored_matches(candidates: pl.DataFrame) -> dict[str, list[Match]]:
+    """The matches of each book, rebuilt from stored candidate rows."""
     fields = [f.name for f in dataclass_fields(Candidate) if f.name != "extra"]
+    out: dict[str, list[Match]] = {}
     for (item_id,), group in candidates.group_by("item_id", maintain_order=True):
-        matches = []
+        matches = out.setdefault(item_id, [])
         for r in group.iter_rows(named=True):
             values = {k: r[k] for k in fields if k in r}
             for key in ("authors", "narrators", "genres"):
                 values[key] = tuple(values[key] or ())
             values["series"] = tuple((s["name"], s["sequence"]) for s in r["series"] or [])
             matches.append(Match(Candidate(**values), r["match_score"], r["match_level"], tuple(r["evidence"]), r["edition"]))
+    return out
+
+
+def book_levels(candidates: pl.DataFrame) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Each book's level and evidence from its stored candidates: the one place it is decided."""
+    return {item_id: book_confidence(matches) for item_id, matches in _stored_matches(candidates).items()}
+
+
+def enriched_frame(candidates: pl.DataFrame, weights: dict[str, float]) -> pl.DataFrame:
+    """Consensus per (book, field) from the stored candidate rows."""
+    rows = []
+    for item_id, matches in _stored_matches(candidates).items():
         level, evidence = book_confidence(matches)
         for fv in consensus(matches, weights, level):
             rows.append(

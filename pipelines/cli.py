@@ -6,12 +6,16 @@ import json
 import os
 import shutil
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 import polars as pl
 
 from mamcrawler.completeness import OVERRIDE_KINDS, OVERRIDES_TABLE, change_overrides
 from mamcrawler.enrichment import BUCKETS, bucket_of
+from mamcrawler.figures import correction_figures, level_counts, levels_line, missing_figures, plural
+from mamcrawler.gaps import LIFECYCLE
 from mamcrawler.positions import format_position
 from mamcrawler.warehouse import REPO_ROOT, TableNotFound, Warehouse, WarehouseError, default_warehouse_path
 
@@ -21,7 +25,18 @@ MISSING_COLUMNS = [
     "missing_id", "author", "series", "position", "position_label", "line", "title", "title_note", "reason",
     "priority", "status", "asin", "release_date",
 ]
-TABLE_COLUMNS = ["author", "series", "position_label", "title", "line", "reason", "priority", "status"]
+# The default table: what a person acts on, in 100 columns; `--wide` shows every column.
+TABLE_COLUMNS = {"priority": "prio", "author": "author", "series": "series", "position_label": "#", "title": "title", "status": "status"}
+TABLE_WIDTH = 100
+# The columns shrunk when a table is too wide, with the share of the width each keeps.
+FLEXIBLE = {"title": 2.0, "series": 1.0, "author": 1.0}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Bad arguments are one line on stderr and exit 2, not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def ensure_dagster_home() -> Path:
@@ -38,27 +53,57 @@ def ensure_dagster_home() -> Path:
     return home
 
 
-def _format_table(frame: pl.DataFrame) -> str:
+def _fit(widths: dict[str, int], limit: int) -> dict[str, int]:
+    """Column widths shrunk, widest flexible column first, until the row fits `limit`."""
+    widths = dict(widths)
+    total = lambda: sum(widths.values()) + 2 * (len(widths) - 1)  # noqa: E731
+    while total() > limit:
+        flexible = [c for c in widths if c in FLEXIBLE and widths[c] > max(8, len(c))]
+        if not flexible:
+            break
+        widest = max(flexible, key=lambda c: widths[c] / FLEXIBLE[c])
+        widths[widest] -= 1
+    return widths
+
+
+def _format_table(frame: pl.DataFrame, width: int | None = None) -> str:
     rows = [[("" if v is None else str(v)) for v in row] for row in frame.iter_rows()]
-    widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(frame.columns)]
-    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    natural = {c: max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(frame.columns)}
+    widths = list((_fit(natural, width) if width else natural).values())
+    cut = lambda text, w: text if len(text) <= w else text[: w - 1] + "…"  # noqa: E731
+    line = lambda cells: "  ".join(cut(c, w).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
     return "\n".join([line(frame.columns), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
 def read_missing(warehouse: Warehouse) -> pl.DataFrame:
+    """Every missing book, the most urgent first: priority 1 is the next book of a series."""
     frame = warehouse.read_table("missing_books")
-    return frame.select(MISSING_COLUMNS).sort("author", "series", "priority", nulls_last=True)
+    return frame.select(MISSING_COLUMNS).sort("priority", "author", "series", "position", nulls_last=True)
 
 
-def render_missing(frame: pl.DataFrame, fmt: str) -> str:
+def filter_missing(frame: pl.DataFrame, series: str | None, author: str | None, status: str | None) -> pl.DataFrame:
+    """Case-insensitive substring filters on series and author; status exactly."""
+    for column, needle in (("series", series), ("author", author)):
+        if needle:
+            frame = frame.filter(pl.col(column).str.to_lowercase().str.contains(needle.lower(), literal=True))
+    return frame.filter(pl.col("status") == status) if status else frame
+
+
+def render_missing(frame: pl.DataFrame, fmt: str, wide: bool = False) -> str:
     if fmt == "json":
         return json.dumps(frame.to_dicts(), ensure_ascii=False, indent=2)
     if fmt == "csv":
         return frame.write_csv()
     if frame.is_empty():
-        return "No missing books: every series in the library is complete as far as the library shows."
-    table = frame.select(TABLE_COLUMNS).rename({"position_label": "position"})
-    return _format_table(table) + f"\n\n{frame.height} missing books"
+        return "No missing books match."
+    if wide:
+        return _format_table(frame) + f"\n\n{plural(frame.height, 'missing book')}"
+    # A book without a known title shows why in its place, in brackets.
+    titled = frame.with_columns(
+        pl.coalesce("title", pl.lit("(") + pl.col("title_note").fill_null("no title known") + pl.lit(")")).alias("title")
+    )
+    table = titled.select(list(TABLE_COLUMNS)).rename(TABLE_COLUMNS)
+    return _format_table(table, TABLE_WIDTH) + f"\n\n{plural(frame.height, 'missing book')} (--wide for every column)"
 
 
 def cmd_missing(args: argparse.Namespace) -> int:
@@ -75,13 +120,15 @@ def cmd_missing(args: argparse.Namespace) -> int:
     except WarehouseError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    sys.stdout.write(render_missing(frame, args.format).rstrip("\n") + "\n")
+    frame = filter_missing(frame, args.series, args.author, args.status)
+    sys.stdout.write(render_missing(frame, args.format, args.wide).rstrip("\n") + "\n")
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     if args.profile:
         os.environ["MAMCRAWLER_PROFILE"] = args.profile
+    started = datetime.now(UTC)
     home = ensure_dagster_home()
     from dagster import DagsterInstance
 
@@ -91,7 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if PROFILE.name == "demo":
         print("  Set ABS_URL and ABS_API_KEY to read your own Audiobookshelf instead.")
     print(f"Warehouse: {default_warehouse_path()}\nDagster home: {home}")
-    quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    quiet = log_config(args.verbose)
     with DagsterInstance.get() as instance:
         result = defs.resolve_job_def("refresh_library").execute_in_process(
             instance=instance, raise_on_error=False, run_config=quiet
@@ -116,24 +163,32 @@ def cmd_run(args: argparse.Namespace) -> int:
         for event in failures:
             print(f"FAILED {event.step_key}: {event.message}", file=sys.stderr)
         return 1
-    warehouse = Warehouse(default_warehouse_path())
+    print(run_summary(Warehouse(default_warehouse_path()), result.run_id, started, not args.skip_metadata, searching))
+    return 0
+
+
+def run_summary(warehouse: Warehouse, run_id: str, started: datetime, metadata: bool, searching: bool) -> str:
+    """What `mamcrawler run` prints at the end: every figure from `mamcrawler.figures`."""
     books = warehouse.query("SELECT count(*) AS n FROM library_books")["n"][0]
     missing = read_missing(warehouse)
-    summary = (
+    series = warehouse.read_optional("series_completeness")
+    upcoming = warehouse.read_optional("upcoming_books")
+    figures = missing_figures(missing, series, 0 if upcoming is None else upcoming.height)
+    by_series = (
         missing.filter(pl.col("reason") == "series_gap")
         .group_by("author", "series")
         .agg(pl.len().alias("missing"), pl.col("position").sort().alias("positions"))
         .sort("author", "series")
     )
-    print(f"\nRun {result.run_id} succeeded: {books} books in the library, {missing.height} missing books.\n")
-    for row in summary.iter_rows(named=True):
-        print(f"  {row['author'] or '(no author)'} - {row['series']}: {row['missing']} missing ({_ranges(row['positions'])})")
-    if not args.skip_metadata:
-        print(_metadata_summary(warehouse))
+    lines = [f"\nRun {run_id} succeeded: {books} books in the library, {missing.height} missing books.", f"  {figures.line()}\n"]
+    for row in by_series.iter_rows(named=True):
+        lines.append(f"  {row['author'] or '(no author)'} - {row['series']}: {row['missing']} missing ({_ranges(row['positions'])})")
+    if metadata:
+        lines.append(_metadata_summary(warehouse, started))
     if searching:
-        print(_downloads_summary(warehouse))
-    print("\nFull lists: mamcrawler missing --format table|csv|json, mamcrawler downloads")
-    return 0
+        lines.append(_downloads_summary(warehouse))
+    lines.append("\nFull lists: mamcrawler missing [--wide] [--series S] [--author A] [--format csv|json], mamcrawler downloads")
+    return "\n".join(lines)
 
 
 def _downloads_summary(warehouse: Warehouse) -> str:
@@ -167,22 +222,31 @@ def cmd_downloads(args: argparse.Namespace) -> int:
     return 0
 
 
-def _metadata_summary(warehouse: Warehouse) -> str:
-    levels = warehouse.query(
-        "SELECT book_confidence AS level, count(DISTINCT item_id) AS books FROM enriched_books GROUP BY 1 ORDER BY 2 DESC"
-    )
-    corrections = warehouse.query("SELECT mode, count(*) AS n FROM metadata_corrections GROUP BY 1") if warehouse.has_table(
-        "metadata_corrections"
-    ) else None
-    lines = ["\nMetadata: " + ", ".join(f"{r['books']} books {r['level']}" for r in levels.iter_rows(named=True))]
-    if corrections is not None and corrections.height:
-        lines.append("Corrections: " + ", ".join(f"{r['n']} {r['mode']}" for r in corrections.iter_rows(named=True))
-                     + " (dry run unless MAMCRAWLER_WRITEBACK=1; see metadata_corrections)")
-    return "\n".join(lines)
+def _metadata_summary(warehouse: Warehouse, started: datetime) -> str:
+    state = warehouse.read_optional("book_enrichment_state")
+    levels = level_counts([] if state is None else state["best_level"])
+    corrections = correction_figures(warehouse.read_optional("metadata_corrections"), started)
+    hint = "\n  (dry run: set MAMCRAWLER_WRITEBACK=1 to send them to ABS; see metadata_corrections)"
+    return f"\nMetadata: {levels_line(levels)}\n{corrections.line()}" + (hint if corrections.by_mode.get("dry_run") else "")
+
+
+def log_config(verbose: int) -> dict:
+    """Run config for Dagster's console log: our INFO lines by default, DEBUG (every engine event) with -v."""
+    return {"loggers": {"console": {"config": {"log_level": "DEBUG" if verbose else "INFO"}}}}
 
 
 def cmd_reenrich(args: argparse.Namespace) -> int:
     """Re-enrich single books now: each in its bucket partition, with `item_ids` config."""
+    warehouse = Warehouse(default_warehouse_path())
+    try:
+        known = set(warehouse.read_table("library_books", ["item_id"])["item_id"])
+    except (TableNotFound, WarehouseError) as exc:
+        print(f"{exc}. Run `mamcrawler run` first.", file=sys.stderr)
+        return 2
+    unknown = [i for i in args.item_ids if i not in known]
+    if unknown:
+        print(f"Not in the library (library_books.item_id): {', '.join(unknown)}", file=sys.stderr)
+        return 2
     ensure_dagster_home()
     from dagster import DagsterInstance
 
@@ -193,7 +257,7 @@ def cmd_reenrich(args: argparse.Namespace) -> int:
         by_bucket.setdefault(bucket_of(item_id), []).append(item_id)
     with DagsterInstance.get() as instance:
         for bucket, ids in sorted(by_bucket.items()):
-            config = {"ops": {"book_metadata": {"config": {"item_ids": ids, "refresh": args.refresh}}}}
+            config = {"ops": {"book_metadata": {"config": {"item_ids": ids, "refresh": args.refresh}}}, **log_config(args.verbose)}
             result = defs.resolve_job_def("enrich_metadata").execute_in_process(
                 instance=instance, raise_on_error=False, partition_key=bucket, run_config=config
             )
@@ -269,8 +333,8 @@ def cmd_mam_login(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mamcrawler", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = OneLineParser(prog="mamcrawler", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     run = sub.add_parser("run", help="materialise the whole asset graph and print what was found")
     run.add_argument("--profile", choices=["demo", "production"], help="default: demo unless ABS_URL is set")
     run.add_argument("--skip-metadata", action="store_true", help="only the library and its gaps, no providers")
@@ -279,9 +343,15 @@ def main(argv: list[str] | None = None) -> int:
     reenrich = sub.add_parser("reenrich", help="ask the providers again about some books, now")
     reenrich.add_argument("item_ids", nargs="+", help="ABS item ids (see library_books.item_id)")
     reenrich.add_argument("--refresh", action="store_true", help="ignore cached provider answers")
+    for command in (run, reenrich):
+        command.add_argument("-v", "--verbose", action="count", default=0, help="every Dagster event in the log (DEBUG)")
     reenrich.set_defaults(func=cmd_reenrich)
     missing = sub.add_parser("missing", help="print the missing books from the warehouse")
     missing.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    missing.add_argument("--wide", action="store_true", help="every column, untruncated (the table is 100 columns otherwise)")
+    missing.add_argument("--series", help="only series whose name contains this (any case)")
+    missing.add_argument("--author", help="only authors whose name contains this (any case)")
+    missing.add_argument("--status", choices=list(LIFECYCLE), help="only books in this lifecycle status")
     missing.add_argument("--warehouse", help="DuckDB file (default: MAMCRAWLER_WAREHOUSE or data/warehouse.duckdb)")
     missing.set_defaults(func=cmd_missing)
     downloads = sub.add_parser("downloads", help="print the download requests (what was sent, or would be in a dry run)")

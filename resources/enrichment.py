@@ -7,6 +7,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from mamcrawler.candidates import BookQuery, Candidate
+from mamcrawler.figures import EnrichmentProgress
 from resources.metadata_provider import DailyBudget, MetadataProvider, ProviderStats, ResponseCache
 
 CONFIDENCE_LEVELS = ("LOW", "MEDIUM", "HIGH")
@@ -39,6 +40,7 @@ def collect_candidates(
     stats: dict[str, ProviderStats] = {}
     errors: list[str] = []
     ordered = sorted(providers, key=lambda p: p.provider_name == "audnexus")
+    tracker = EnrichmentProgress([(p.provider_name, len(queries), p.requests_per_second) for p in ordered if p.enabled])
     for provider in ordered:
         if not provider.enabled:
             log(provider.disabled_reason)
@@ -47,7 +49,10 @@ def collect_candidates(
         if provider.provider_name == "audnexus":
             asked = [replace(q, asin=q.asin or _audible_asin(found[q.item_id])) for q in queries]
             asked = [q for q in asked if q.asin]
-        got, provider_stats, provider_errors = provider.enrich(asked, cache, budget, progress=log)
+        tracker.start(provider.provider_name, len(asked))
+        got, provider_stats, provider_errors = provider.enrich(
+            asked, cache, budget, progress=lambda done, s, name=provider.provider_name: log(tracker.update(name, done, s.requests, s.cache_hits))
+        )
         for item_id, candidates in got.items():
             found[item_id].extend(candidates)
         answered[provider.provider_name] = set(got)

@@ -22,7 +22,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -293,9 +293,11 @@ class MetadataProvider(ConfigurableResource):
         queries: list[BookQuery],
         cache: ResponseCache | None = None,
         budget: DailyBudget | None = None,
-        progress: Callable[[str], None] = lambda _: None,
+        progress: Callable[[int, ProviderStats], None] = lambda done, stats: None,
+        progress_every_s: float = 20.0,
     ) -> tuple[dict[str, list[Candidate]], ProviderStats, list[str]]:
         """Search every query, `concurrency` at a time; returns candidates per item, stats, errors.
+        `progress(books done, stats)` is called at least every `progress_every_s` and at the end.
 
         A spent quota stops this provider for the rest of the run (the other items are left
         for the next run); any other error is counted against its item and the run goes on.
@@ -340,9 +342,22 @@ class MetadataProvider(ConfigurableResource):
             found[query.item_id] = kept
 
         with self.session(cache, stats, budget) as session, ThreadPoolExecutor(self.concurrency) as pool:
-            for done, _ in enumerate(pool.map(lambda q: one(session, q), queries), start=1):
-                if done % 100 == 0 or done == len(queries):
-                    progress(f"{self.provider_name}: {done}/{len(queries)} books, {stats.requests} requests, {stats.cache_hits} cache hits")
+            # A small window of futures in flight, so waiting (with a timeout, for the
+            # progress line) stays cheap however many books there are.
+            todo, inflight, done, last = iter(queries), set(), 0, time.monotonic()
+            while True:
+                while len(inflight) < 4 * self.concurrency and (query := next(todo, None)) is not None:
+                    inflight.add(pool.submit(one, session, query))
+                if not inflight:
+                    break
+                finished, inflight = wait(inflight, timeout=progress_every_s, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    future.result()
+                done += len(finished)
+                if time.monotonic() - last >= progress_every_s:
+                    progress(done, stats)
+                    last = time.monotonic()
+            progress(done, stats)
         return found, stats, errors
 
 

@@ -29,6 +29,16 @@ def latest(instance, asset):
     return instance.fetch_materializations(AssetKey(asset), limit=1).records[0].asset_materialization.metadata
 
 
+def by_partition(instance, asset, result):
+    """The metadata of each partition event of `asset` in the run of `result`."""
+    records = instance.fetch_materializations(AssetKey(asset), limit=100).records
+    return {r.partition_key: r.asset_materialization.metadata for r in records if r.run_id == result.run_id}
+
+
+def asked(instance, result):
+    return sum(m["books_asked"].value for m in by_partition(instance, "book_metadata", result).values())
+
+
 def field(table, item_id, name):
     row = table.filter((pl.col("item_id") == item_id) & (pl.col("field") == name)).row(0, named=True)
     return json.loads(row["value_json"]), row
@@ -38,7 +48,7 @@ def test_demo_enrichment_cache_only_new_and_single_book():
     defs = build_definitions(Profile("demo", "test"))
     instance = DagsterInstance.ephemeral()
     run(defs, "refresh_library", instance)
-    run(defs, "enrich_metadata", instance, tags=ALL)
+    full = run(defs, "enrich_metadata", instance, tags=ALL)
     store = Warehouse(default_warehouse_path())
     enriched = store.read_table("enriched_books")
     asin, row = field(enriched, WAY_OF_KINGS, "asin")
@@ -46,8 +56,20 @@ def test_demo_enrichment_cache_only_new_and_single_book():
     series, _ = field(enriched, WAY_OF_KINGS, "series")
     assert series == [{"name": "The Stormlight Archive", "sequence": "1"}]
     meta = latest(instance, "book_metadata")
-    assert meta["books_asked"].value == 25 and "audible" in meta["providers"].value
+    assert asked(instance, full) == 25 and "audible" in meta["providers"].value
     assert meta["profile"].value.startswith("demo")
+    # Each partition event carries its own bucket's figures, not the run's.
+    state = store.read_table("book_enrichment_state")
+    for name, table in (("book_metadata", store.read_table("book_metadata")), ("enriched_books", enriched)):
+        events = by_partition(instance, name, full)
+        assert sorted(events) == list(BUCKETS)
+        for bucket, bucket_meta in events.items():
+            assert bucket_meta["dagster/row_count"].value == table.filter(pl.col("bucket") == bucket).height
+    for bucket, bucket_meta in by_partition(instance, "book_metadata", full).items():
+        assert bucket_meta["books_asked"].value == state.filter(pl.col("bucket") == bucket).height
+    # One level per book: the state and the consensus agree.
+    levels = dict(state.select("item_id", "best_level").iter_rows())
+    assert {i: levels[i] for i in enriched["item_id"]} == dict(enriched.select("item_id", "book_confidence").iter_rows())
     corrections = store.read_table("metadata_corrections")
     assert set(corrections["mode"]) == {"dry_run"}
 
@@ -76,15 +98,15 @@ def test_demo_enrichment_cache_only_new_and_single_book():
     assert "| audible | 0 |" in latest(instance, "book_metadata")["providers"].value
 
     # METADATA_NEW: nothing is new, so nobody is asked.
-    run(defs, "enrich_metadata", instance, tags=ALL, run_config={"ops": {"book_metadata": {"config": {"only_new": True}}}})
-    assert latest(instance, "book_metadata")["books_asked"].value == 0
+    new = run(defs, "enrich_metadata", instance, tags=ALL, run_config={"ops": {"book_metadata": {"config": {"only_new": True}}}})
+    assert asked(instance, new) == 0
 
     # One book, alone, by its bucket; the other books keep their rows.
     before = store.read_table("book_enrichment_state")
-    run(defs, "enrich_metadata", instance, partition_key=bucket_of(WAY_OF_KINGS),
+    one = run(defs, "enrich_metadata", instance, partition_key=bucket_of(WAY_OF_KINGS),
         run_config={"ops": {"book_metadata": {"config": {"item_ids": [WAY_OF_KINGS], "refresh": True}}}})
     after = store.read_table("book_enrichment_state")
-    assert latest(instance, "book_metadata")["books_asked"].value == 1
+    assert asked(instance, one) == 1
     changed = after.join(before, on="item_id", suffix="_before").filter(pl.col("enriched_at") != pl.col("enriched_at_before"))
     assert changed["item_id"].to_list() == [WAY_OF_KINGS] and after.height == before.height
 
@@ -152,6 +174,6 @@ def test_a_spent_quota_keeps_earlier_answers_and_leaves_the_books_pending():
     google_after = store.query("SELECT item_id, title FROM book_metadata WHERE provider = 'google'")
     assert google_after.sort("item_id").equals(google_before.sort("item_id"))
     # METADATA_NEW picks the pending books up again (the quota has reset for the replay).
-    run(defs, "enrich_metadata", instance, tags=ALL, run_config={"ops": {"book_metadata": {"config": {"only_new": True}}}})
-    assert latest(instance, "book_metadata")["books_asked"].value == 22
+    again = run(defs, "enrich_metadata", instance, tags=ALL, run_config={"ops": {"book_metadata": {"config": {"only_new": True}}}})
+    assert asked(instance, again) == 22
     assert store.read_table("book_enrichment_state")["pending"].list.len().sum() == 0

@@ -1,5 +1,6 @@
 """The shared provider machinery, against a loopback server that misbehaves on purpose."""
 
+import itertools
 import json
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
@@ -144,3 +145,25 @@ def test_auth_errors_never_show_the_secret():
         with p.session() as session, pytest.raises(ProviderAuthError) as err:
             p.search(session, q("t"))
     assert "SECRET-TOKEN-123" not in str(err.value)
+
+
+def test_a_slow_provider_still_reports_progress_on_time():
+    """Progress comes every `progress_every_s` even while no book finishes (a slow answer)."""
+    import time
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        time.sleep(0.3)
+        return httpx.Response(200, json={"books": [{"title": request.url.params["q"]}]})
+
+    reports: list[tuple[float, int, int]] = []
+    started = time.monotonic()
+    with serve(slow) as url:
+        got, _, errors = provider(url, concurrency=1).enrich(
+            [q("A"), q("B")], progress=lambda done, s: reports.append((time.monotonic() - started, done, s.requests)),
+            progress_every_s=0.1,
+        )
+    assert set(got) == {"A", "B"} and not errors
+    assert reports[-1][1:] == (2, 2)  # the last report is the whole pass
+    assert len(reports) >= 4  # 0.6 s of slow answers, a report at least every 0.1 s
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(reports)]
+    assert max(gaps) < 0.35  # never a silent stretch as long as one answer
