@@ -34,7 +34,14 @@ class Listed:
 
 def run_pipeline(corpus: Corpus) -> Listed:
     """snapshot -> library_books -> book_metadata -> catalogues -> find_missing, as the assets do."""
-    from mamcrawler.catalog import AUTHOR_CATALOG_SCHEMA, CATALOG_SCHEMA, author_refs, catalog_frame, catalog_rows, series_refs
+    from mamcrawler.catalog import (
+        AUTHOR_CATALOG_SCHEMA,
+        CATALOG_SCHEMA,
+        author_refs,
+        catalog_frame,
+        catalog_rows,
+        series_refs,
+    )
     from mamcrawler.completeness import CompletenessSettings, find_missing, followed_authors, override_sets
     from mamcrawler.enrichment import candidate_frame, owned_books
     from mamcrawler.library import Skipped, normalise_library, snapshot_rows
@@ -204,9 +211,7 @@ def score(corpus: Corpus, listed: Listed) -> dict[str, Any]:
                 why = "unknown series"
             elif position is not None and truth.canon(world, float(position)) in truth.missing:
                 key = ("series", *truth.canon(world, float(position)))
-            elif position is not None and truth.canon(world, float(position)) in truth.owned:
-                why = "owned"
-            elif title_fold(row["title"]) in truth.owned_titles:
+            elif (position is not None and truth.canon(world, float(position)) in truth.owned) or title_fold(row["title"]) in truth.owned_titles:
                 why = "owned"
         if key is not None and key in hit:
             key, why = None, "duplicate"
