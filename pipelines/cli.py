@@ -21,6 +21,7 @@ MISSING_COLUMNS = [
     "missing_id", "author", "series", "position", "position_label", "line", "title", "title_note", "reason",
     "priority", "status", "asin", "release_date",
 ]
+ACCEPT_SHRINK = {"abs_library_items": {"config": {"accept_shrink": True}}}
 TABLE_COLUMNS = ["author", "series", "position_label", "title", "line", "reason", "priority", "status"]
 
 
@@ -93,8 +94,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"Warehouse: {default_warehouse_path()}\nDagster home: {home}")
     quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     with DagsterInstance.get() as instance:
+        refresh_config = {**quiet, **({"ops": ACCEPT_SHRINK} if args.accept_shrink else {})}
         result = defs.resolve_job_def("refresh_library").execute_in_process(
-            instance=instance, raise_on_error=False, run_config=quiet
+            instance=instance, raise_on_error=False, run_config=refresh_config
         )
         if result.success and not args.skip_metadata:
             result = defs.resolve_job_def("enrich_metadata").execute_in_process(
@@ -275,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--profile", choices=["demo", "production"], help="default: demo unless ABS_URL is set")
     run.add_argument("--skip-metadata", action="store_true", help="only the library and its gaps, no providers")
     run.add_argument("--skip-acquisition", action="store_true", help="do not search the indexers for the missing books")
+    run.add_argument(
+        "--accept-shrink", action="store_true",
+        help="accept a library snapshot that is empty, lost a library or shrank past MAMCRAWLER_MAX_SHRINK",
+    )
     run.set_defaults(func=cmd_run)
     reenrich = sub.add_parser("reenrich", help="ask the providers again about some books, now")
     reenrich.add_argument("item_ids", nargs="+", help="ABS item ids (see library_books.item_id)")
