@@ -83,3 +83,29 @@ def test_losing_a_whole_library_is_suspect_even_when_small():
     reason = suspect_reason({"lib-a": 100, "lib-b": 3}, fresh, ["lib-a"], 0.2)
     assert reason and "lib-b" in reason
     assert suspect_reason({}, fresh.head(0), ["lib-a"], 0.2) is None  # a new, empty library is fine
+
+
+def test_a_book_that_comes_back_keeps_its_id_first_seen_and_status():
+    from datetime import UTC, datetime
+
+    from mamcrawler.gaps import MISSING_SCHEMA, carry_lifecycle, departed_rows, lifecycle_memory
+
+    def rows(ids, when):
+        base = {"series_id": "s|a", "series": "S", "author": "A", "line": "main", "reason": "series_gap",
+                "status": "identified", "first_seen_at": when, "updated_at": when}
+        return pl.DataFrame([{**base, "missing_id": i, "position": float(n)} for n, i in enumerate(ids)], schema=MISSING_SCHEMA)
+
+    day = [datetime(2026, 1, d, tzinfo=UTC) for d in (1, 2, 3)]
+
+    def rebuild(fresh, table, departed):
+        memory = lifecycle_memory(table, departed)
+        table = carry_lifecycle(fresh, memory)
+        return table, departed_rows(memory, table)
+
+    table, departed = rebuild(rows(["a", "b"], day[0]), None, None)
+    table = table.with_columns(pl.when(pl.col("missing_id") == "b").then(pl.lit("queued")).otherwise("status").alias("status"))
+    table, departed = rebuild(rows(["a"], day[1]), table, departed)  # a catalogue answered short: b leaves
+    assert departed["missing_id"].to_list() == ["b"]
+    table, departed = rebuild(rows(["a", "b"], day[2]), table, departed)  # and comes back
+    back = table.filter(pl.col("missing_id") == "b").row(0, named=True)
+    assert back["first_seen_at"] == day[0] and back["status"] == "queued" and departed.is_empty()
