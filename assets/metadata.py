@@ -116,7 +116,9 @@ def book_metadata(
     )
     candidates = candidate_frame(owned, found, now)
     store.replace_rows("book_metadata", candidates, answered_keys)
-    state_rows = state_frame(owned, answered, pending, candidates, now)
+    stored = store.read_optional("book_metadata")  # with the earlier answers of providers that did not answer now
+    stored = candidates if stored is None else stored.filter(pl.col("item_id").is_in([b.item_id for b in owned]))
+    state_rows = state_frame(owned, answered, pending, stored, now)
     store.replace_rows("book_enrichment_state", state_rows, state_rows.select("item_id"))
     levels = Counter(
         candidates.group_by("item_id").agg(pl.col("match_level").max())["match_level"].to_list()
@@ -127,6 +129,9 @@ def book_metadata(
             "books_asked": len(queries),
             "books_pending_a_provider": int((state_rows["pending"].list.len() > 0).sum()),
             "providers": MetadataValue.md(_stats_table(stats)),
+            "providers_unreachable": MetadataValue.md(
+                "\n".join(f"- {name}: {s.unreachable}" for name, s in stats.items() if s.unreachable) or "_none_"
+            ),
             "providers_skipped": MetadataValue.md("\n".join(f"- {p.disabled_reason}" for p in providers if not p.enabled) or "_none_"),
             "errors": lines_md(errors),
             "cache_hits": sum(s.cache_hits for s in stats.values()),
@@ -138,11 +143,11 @@ def book_metadata(
 def _stats_table(stats: dict) -> str:
     if not stats:
         return "_no provider was asked_"
-    lines = ["| provider | requests | cache hits | errors | throttled s | 429s | skipped |", "|---|---|---|---|---|---|---|"]
+    lines = ["| provider | requests | cache hits | errors | throttled s | 429s | skipped | reachable |", "|---|---|---|---|---|---|---|---|"]
     for name, s in stats.items():
         m = s.as_metadata()
         skipped = ", ".join(f"{k} {v}" for k, v in m["skipped"].items()) or "-"
-        lines.append(f"| {name} | {m['requests']} | {m['cache_hits']} | {m['errors']} | {m['throttled_seconds']} | {m['rate_limited_answers']} | {skipped} |")
+        lines.append(f"| {name} | {m['requests']} | {m['cache_hits']} | {m['errors']} | {m['throttled_seconds']} | {m['rate_limited_answers']} | {skipped} | {'no' if s.unreachable else 'yes'} |")
     return "\n".join(lines)
 
 

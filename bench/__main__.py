@@ -4,6 +4,7 @@
     python -m bench enrichment        # provider throughput vs a sequential baseline; METADATA_NEW at 50k
     python -m bench completeness      # precision/recall of missing_books on a world with a known answer
     python -m bench acquisition       # release scoring of 10,000 rows; send planning over 20,000 missing books
+    python -m bench unreachable [N]   # enrichment of N books (default 5,000) with every provider unreachable
 """
 
 import json
@@ -13,6 +14,7 @@ from bench.acquisition import acquisition
 from bench.completeness import completeness
 from bench.enrichment import enrichment
 from bench.library import library
+from bench.unreachable import unreachable
 
 
 def main(argv: list[str]) -> int:
@@ -28,6 +30,9 @@ def main(argv: list[str]) -> int:
         return 0
     if argv[:1] == ["enrichment"]:
         print(json.dumps(enrichment()))
+        return 0
+    if argv[:1] == ["unreachable"]:
+        print(json.dumps(unreachable(*[int(n) for n in argv[1:2]])))
         return 0
     print(__doc__, file=sys.stderr)
     return 2

@@ -321,7 +321,10 @@ def state_frame(
     candidates: pl.DataFrame,
     now: datetime,
 ) -> pl.DataFrame:
-    """Per book: when it was asked, which providers answered, which still owe an answer."""
+    """Per book: when it was asked, which providers answered, which still owe an answer.
+
+    `candidates` are all the book's stored candidates (earlier answers kept included); a book
+    without any is UNMATCHED only when no provider owes an answer, else PENDING."""
     best = dict(
         candidates.group_by("item_id")
         .agg(pl.col("match_level").replace_strict(RANK, return_dtype=pl.Int64).max().alias("r"))
@@ -333,10 +336,11 @@ def state_frame(
         {
             "item_id": b.item_id, "bucket": bucket_of(b.item_id), "enriched_at": now,
             "providers": sorted(p for p, items in answered.items() if b.item_id in items),
-            "pending": sorted(p for p, items in pending.items() if b.item_id in items),
-            "candidates": counts.get(b.item_id, 0), "best_level": best.get(b.item_id, "UNMATCHED"),
+            "pending": sorted(row_pending),
+            "candidates": counts.get(b.item_id, 0), "best_level": best.get(b.item_id, "PENDING" if row_pending else "UNMATCHED"),
         }
         for b in books
+        for row_pending in [[p for p, items in pending.items() if b.item_id in items]]
     ]
     return frame_from_rows(rows, STATE_SCHEMA)
 
