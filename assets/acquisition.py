@@ -292,7 +292,7 @@ def _settle_books(ledger: lifecycle.Ledger, qbittorrent: QBittorrentResource, mi
     repairs = lifecycle.status_repairs(missing, requests, ledger.now)
     if not repairs.is_empty():
         ledger.store.apply(statuses=("missing_books", repairs))
-    unwanted = lifecycle.unwanted_requests(missing, requests)
+    unwanted = lifecycle.unwanted_requests(missing, requests, ledger.store.read_optional("library_books"))
     for request in unwanted.iter_rows(named=True):
         ih = request["info_hash"]
         if request["status"] != "completed" and qbittorrent.find(ih) is not None:

@@ -31,7 +31,7 @@ from mamcrawler.catalog import (
 )
 from mamcrawler.completeness import OVERRIDES_TABLE, change_overrides, find_missing, followed_authors, override_sets
 from mamcrawler.figures import missing_figures
-from mamcrawler.gaps import carry_lifecycle
+from mamcrawler.gaps import DEPARTED_TABLE, carry_lifecycle, departed_rows, lifecycle_memory
 from resources.audible import AudibleProvider
 from resources.catalog import author_works, series_members
 from resources.enrichment import EnrichmentSettings
@@ -142,9 +142,11 @@ def completeness(
         options.settings(),
         evidence=store.read_optional("book_metadata"),
     )
-    missing = carry_lifecycle(result.missing, store.read_optional("missing_books"))
+    memory = lifecycle_memory(store.read_optional("missing_books"), store.read_optional(DEPARTED_TABLE))
+    missing = carry_lifecycle(result.missing, memory)
     store.write_tables({
         "missing_books": missing,
+        DEPARTED_TABLE: departed_rows(memory, missing),
         "series_completeness": result.series,
         "author_completeness": result.authors,
         "upcoming_books": result.upcoming,

@@ -139,6 +139,9 @@ def book_metadata(
         metadata={
             "run_books_asked (every bucket of this run)": len(queries),
             "providers": MetadataValue.md(_stats_table(stats)),
+            "providers_unreachable": MetadataValue.md(
+                "\n".join(f"- {name}: {s.unreachable}" for name, s in stats.items() if s.unreachable) or "_none_"
+            ),
             "providers_skipped": MetadataValue.md("\n".join(f"- {p.disabled_reason}" for p in providers if not p.enabled) or "_none_"),
             "errors": lines_md(errors),
             "cache_hits (requests answered from the cache, this run)": sum(s.cache_hits for s in stats.values()),
@@ -149,11 +152,11 @@ def book_metadata(
 def _stats_table(stats: dict) -> str:
     if not stats:
         return "_no provider was asked_"
-    lines = ["| provider | requests | cache hits | errors | throttled s | 429s | skipped |", "|---|---|---|---|---|---|---|"]
+    lines = ["| provider | requests | cache hits | errors | throttled s | 429s | skipped | reachable |", "|---|---|---|---|---|---|---|---|"]
     for name, s in stats.items():
         m = s.as_metadata()
         skipped = ", ".join(f"{k} {v}" for k, v in m["skipped"].items()) or "-"
-        lines.append(f"| {name} | {m['requests']} | {m['cache_hits']} | {m['errors']} | {m['throttled_seconds']} | {m['rate_limited_answers']} | {skipped} |")
+        lines.append(f"| {name} | {m['requests']} | {m['cache_hits']} | {m['errors']} | {m['throttled_seconds']} | {m['rate_limited_answers']} | {skipped} | {'no' if s.unreachable else 'yes'} |")
     return "\n".join(lines)
 
 

@@ -5,6 +5,7 @@
     python -m bench completeness      # precision/recall of missing_books on a world with a known answer
     python -m bench accuracy          # missing_books on the hand-written corpus (bench/corpus) against its truth
     python -m bench acquisition       # release scoring of 10,000 rows; send planning over 20,000 missing books
+    python -m bench unreachable [N]   # enrichment of N books (default 5,000) with every provider unreachable
 """
 
 import json
@@ -15,6 +16,7 @@ from bench.acquisition import acquisition
 from bench.completeness import completeness
 from bench.enrichment import enrichment
 from bench.library import library
+from bench.unreachable import unreachable
 
 
 def main(argv: list[str]) -> int:
@@ -33,6 +35,9 @@ def main(argv: list[str]) -> int:
         return 0
     if argv[:1] == ["enrichment"]:
         print(json.dumps(enrichment()))
+        return 0
+    if argv[:1] == ["unreachable"]:
+        print(json.dumps(unreachable(*[int(n) for n in argv[1:2]])))
         return 0
     print(__doc__, file=sys.stderr)
     return 2

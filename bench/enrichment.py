@@ -50,23 +50,30 @@ def throughput(n_paced: int = 150, n_sequential: int = 30) -> dict:
     }
 
 
+def synthetic_library(tmp: Path, n_items: int):
+    """A warehouse in `tmp` (MAMCRAWLER_WAREHOUSE) holding `library_books` of a synthetic library."""
+    os.environ["MAMCRAWLER_WAREHOUSE"] = str(tmp / "bench.duckdb")
+    from mamcrawler.library import Skipped, normalise_library, snapshot_rows
+    from mamcrawler.synthetic import generate_library
+    from mamcrawler.warehouse import Warehouse, default_warehouse_path
+
+    store = Warehouse(default_warehouse_path())
+    skipped = Skipped()
+    books = normalise_library(snapshot_rows(generate_library(n_items).items, skipped), skipped)
+    store.write_table("library_books", books)
+    return store, books
+
+
 def metadata_new(n_items: int = 50_000, n_new: int = 100) -> dict:
     from dagster import DagsterInstance, materialize
 
     with tempfile.TemporaryDirectory() as tmp:
-        os.environ["MAMCRAWLER_WAREHOUSE"] = str(Path(tmp) / "bench.duckdb")
+        store, books = synthetic_library(Path(tmp), n_items)
         from assets.metadata import book_metadata
         from mamcrawler.enrichment import BUCKETS, STATE_SCHEMA, bucket_of
         from mamcrawler.frames import frame_from_rows
-        from mamcrawler.library import Skipped, normalise_library, snapshot_rows
-        from mamcrawler.synthetic import generate_library
-        from mamcrawler.warehouse import Warehouse, default_warehouse_path
         from pipelines.profiles import Profile, build_resources
 
-        store = Warehouse(default_warehouse_path())
-        skipped = Skipped()
-        books = normalise_library(snapshot_rows(generate_library(n_items).items, skipped), skipped)
-        store.write_table("library_books", books)
         ids = books["item_id"].to_list()
         new = set(random.Random(3).sample(ids, n_new))
         done = [{"item_id": i, "bucket": bucket_of(i), "enriched_at": None, "providers": ["simulated"], "pending": [], "candidates": 1,

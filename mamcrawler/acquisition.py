@@ -20,8 +20,9 @@ from typing import Any
 
 import polars as pl
 
-from mamcrawler.gaps import series_memberships
-from mamcrawler.names import display_author
+from mamcrawler.completeness import OwnedIndex
+from mamcrawler.gaps import missing_id, owned_positions, series_memberships
+from mamcrawler.names import author_key, display_author
 from mamcrawler.release_score import RELEASE_CANDIDATE_SCHEMA, WantedBook
 from mamcrawler.warehouse import Warehouse
 
@@ -477,13 +478,31 @@ class Ledger:
         self.errors.append(f"{label}: {error}")
 
 
-def unwanted_requests(missing: pl.DataFrame, requests: pl.DataFrame | None) -> pl.DataFrame:
-    """Active requests whose book is no longer wanted: gone from `missing_books` (the library
-    has it now) or ignored by the user. They are cancelled, not failed."""
+def unwanted_requests(missing: pl.DataFrame, requests: pl.DataFrame | None, books: pl.DataFrame | None) -> pl.DataFrame:
+    """Active requests whose book is no longer wanted: ignored by the user, or in the library
+    now (`books`: its series position, ASIN or title by its author). They are cancelled, not
+    failed. A book merely gone from `missing_books` keeps its download: an answer that came
+    back short (a library or catalogue outage) is no evidence the book is owned."""
     if requests is None or requests.is_empty():
         return pl.DataFrame(schema=REQUEST_SCHEMA)
-    wanted = missing.filter(pl.col("status") != "ignored").select("missing_id")
-    return requests.filter(pl.col("status").is_in(list(ACTIVE))).join(wanted, on="missing_id", how="anti")
+    active = requests.filter(pl.col("status").is_in(list(ACTIVE)))
+    ignored = set(missing.filter(pl.col("status") == "ignored")["missing_id"].to_list())
+    gone = active.join(missing.select("missing_id"), on="missing_id", how="anti")
+    return active.filter(pl.col("missing_id").is_in(ignored | owned_requests(gone, books)))
+
+
+def owned_requests(requests: pl.DataFrame, books: pl.DataFrame | None) -> set[str]:
+    """missing_ids of `requests` whose book the library positively has."""
+    if books is None or books.is_empty() or requests.is_empty():
+        return set()
+    positions = {missing_id(s, p) for s, p in owned_positions(books).iter_rows()}
+    index = OwnedIndex(books)
+    return {
+        r["missing_id"]
+        for r in requests.iter_rows(named=True)
+        if r["missing_id"] in positions
+        or index.owns(r["title"], {k for k in [author_key(r["author"] or "")] if k}, r["asin"])
+    }
 
 
 # --- what qBittorrent says --------------------------------------------------------------

@@ -338,17 +338,21 @@ def state_frame(
     now: datetime,
 ) -> pl.DataFrame:
     """Per book: when it was asked, which providers answered, which still owe an answer, and
-    its level as `book_confidence` decides it (the level `enriched_books` carries)."""
+    its level as `book_confidence` decides it (the level `enriched_books` carries).
+
+    `candidates` are all the book's stored candidates (earlier answers kept included); a book
+    without any is UNMATCHED only when no provider owes an answer, else PENDING."""
     best = {item_id: level for item_id, (level, _) in book_levels(candidates).items()}
     counts = dict(candidates.group_by("item_id").len().iter_rows())
     rows = [
         {
             "item_id": b.item_id, "bucket": bucket_of(b.item_id), "enriched_at": now,
             "providers": sorted(p for p, items in answered.items() if b.item_id in items),
-            "pending": sorted(p for p, items in pending.items() if b.item_id in items),
-            "candidates": counts.get(b.item_id, 0), "best_level": best.get(b.item_id, "UNMATCHED"),
+            "pending": sorted(row_pending),
+            "candidates": counts.get(b.item_id, 0), "best_level": best.get(b.item_id, "PENDING" if row_pending else "UNMATCHED"),
         }
         for b in books
+        for row_pending in [[p for p, items in pending.items() if b.item_id in items]]
     ]
     return frame_from_rows(rows, STATE_SCHEMA)
 

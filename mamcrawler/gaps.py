@@ -92,6 +92,27 @@ def carry_lifecycle(fresh: pl.DataFrame, previous: pl.DataFrame | None) -> pl.Da
     )
 
 
+DEPARTED_TABLE = "missing_books_departed"
+_MEMORY = ("missing_id", "status", "first_seen_at")
+
+
+def lifecycle_memory(previous: pl.DataFrame | None, departed: pl.DataFrame | None) -> pl.DataFrame | None:
+    """What `carry_lifecycle` remembers: the current rows plus those that left the table.
+
+    A row can leave for a reason that later goes away (a catalogue that answered short);
+    when it comes back it keeps its `first_seen_at` and its status (and so its download).
+    """
+    frames = [f.select(_MEMORY) for f in (previous, departed) if f is not None and set(_MEMORY) <= set(f.columns)]
+    return pl.concat(frames).unique("missing_id", keep="first", maintain_order=True) if frames else None
+
+
+def departed_rows(memory: pl.DataFrame | None, current: pl.DataFrame) -> pl.DataFrame:
+    """The remembered rows no longer in `current`: kept in `DEPARTED_TABLE`."""
+    if memory is None:
+        return pl.DataFrame(schema={k: MISSING_SCHEMA[k] for k in _MEMORY})
+    return memory.join(current.select("missing_id"), on="missing_id", how="anti")
+
+
 def owned_positions(books: pl.DataFrame, matched: pl.DataFrame | None = None) -> pl.DataFrame:
     """(series_id, position) of every owned main-line position: what must never be missing."""
     owned = owned_by_series(series_memberships(books, matched))

@@ -39,6 +39,12 @@ _ABS_SEQUENCE = re.compile(r"^\d{1,3}(?:\.\d{1,2})?$")
 
 def safe_component(name: str, max_bytes: int = 200) -> str:
     """One safe file or folder name from an untrusted string, at most `max_bytes` UTF-8 bytes."""
+    if not isinstance(name, str):
+        raise UnsafeName(f"{type(name).__name__} is not a name")
+    try:
+        name.encode()
+    except UnicodeEncodeError:  # a lone surrogate cannot be a file name on any file system
+        raise UnsafeName(f"{name!r} is not valid Unicode") from None
     text = unicodedata.normalize("NFC", name)
     # control and format characters go; a tab or newline still separates words
     text = "".join(

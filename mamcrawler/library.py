@@ -6,6 +6,7 @@ the table (with flags saying what was odd about it) or is skipped with a counted
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -86,42 +87,86 @@ BOOKS_SCHEMA: dict[str, pl.DataType] = {
 
 @dataclass
 class Skipped:
-    """Reasons rows were dropped, counted for the materialisation metadata."""
+    """Reasons rows were dropped (and fields repaired), counted for the materialisation metadata."""
 
     counts: Counter = field(default_factory=Counter)
     examples: dict[str, str] = field(default_factory=dict)
+    repaired: Counter = field(default_factory=Counter)
 
     def add(self, reason: str, example: str = "") -> None:
         self.counts[reason] += 1
         self.examples.setdefault(reason, example[:120])
+
+    def repair(self, reason: str) -> None:
+        self.repaired[reason] += 1
 
     @property
     def total(self) -> int:
         return sum(self.counts.values())
 
 
-def _ms(value: Any) -> datetime | None:
-    if isinstance(value, (int, float)) and value > 0:
-        return datetime.fromtimestamp(value / 1000, tz=UTC)
-    return None
+# Caps on what one item may store: a hostile or broken server cannot fill the warehouse.
+MAX_FIELD_CHARS = 2_000
+MAX_DESCRIPTION_CHARS = 20_000
+MAX_LIST_ENTRIES = 100
+_LATEST_MS = 253_402_300_799_000  # 9999-12-31
 
 
-def _strings(values: Any) -> list[str]:
+def _ms(value: Any, repaired: Counter) -> datetime | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        return None
+    if not value <= _LATEST_MS:  # also NaN
+        repaired["timestamp_out_of_range"] += 1
+        return None
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+def _text(value: Any, repaired: Counter, limit: int = MAX_FIELD_CHARS) -> str:
+    """Any JSON value as storable text: lone surrogates replaced, cut at `limit` characters."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > limit:
+        repaired["field_cut_to_size"] += 1
+        text = text[:limit]
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        repaired["invalid_unicode_replaced"] += 1
+        text = text.encode("utf-8", "replace").decode()
+    return text
+
+
+def _strings(values: Any, repaired: Counter) -> list[str]:
     if not isinstance(values, list):
         return []
+    if len(values) > MAX_LIST_ENTRIES:
+        repaired["list_cut_to_size"] += 1
     out = []
-    for v in values:
+    for v in values[:MAX_LIST_ENTRIES]:
         name = v.get("name") if isinstance(v, dict) else v
-        if name is not None and clean_text(str(name)):
-            out.append(clean_text(str(name)))
+        if name is not None and (text := clean_text(_text(name, repaired))):
+            out.append(text)
     return out
 
 
-def _opt(value: Any) -> str | None:
-    if value is None:
+def _opt(value: Any, repaired: Counter, limit: int = MAX_FIELD_CHARS) -> str | None:
+    if value is None or isinstance(value, (dict, list)):
         return None
-    text = str(value).strip()
+    text = _text(value, repaired, limit).strip()
     return text or None
+
+
+def _number(value: Any, name: str, repaired: Counter) -> float:
+    """A finite non-negative number, or 0 with a counted reason."""
+    if value is None or value == "":
+        return 0.0
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number) or number < 0 or number > 1e15:
+        repaired[f"{name}_not_a_number"] += 1
+        return 0.0
+    return number
 
 
 def snapshot_rows(items: list[dict[str, Any]], skipped: Skipped) -> pl.DataFrame:
@@ -134,55 +179,66 @@ def _snapshot_rows(items: list[dict[str, Any]], skipped: Skipped) -> pl.DataFram
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     for item in items:
-        if not isinstance(item, dict) or not item.get("id"):
-            skipped.add("no_item_id", str(item)[:80])
+        try:
+            row = _snapshot_row(item, seen, skipped)
+        except Exception as exc:  # a shape nobody foresaw: skip the item, count why, keep the rest
+            skipped.add(f"unreadable_item ({type(exc).__name__})", _text(item, Counter(), 80))
             continue
-        item_id = str(item["id"])
-        if item_id in seen:
-            skipped.add("duplicate_item_id", item_id)
-            continue
-        if item.get("mediaType", "book") != "book":
-            skipped.add("not_a_book", item_id)
-            continue
-        media = item.get("media") or {}
-        meta = media.get("metadata") or {}
-        if not isinstance(meta, dict):
-            skipped.add("no_metadata", item_id)
-            continue
-        seen.add(item_id)
-        series = []
-        for s in meta.get("series") or []:
-            if isinstance(s, dict) and _opt(s.get("name")):
-                seq = s.get("sequence")
-                series.append({"name": clean_text(s["name"]), "sequence": None if seq is None else str(seq)})
-        rows.append(
-            {
-                "item_id": item_id,
-                "library_id": _opt(item.get("libraryId")),
-                "path": _opt(item.get("path")),
-                "rel_path": _opt(item.get("relPath")),
-                "title": _opt(meta.get("title")),
-                "subtitle": _opt(meta.get("subtitle")),
-                "authors": _strings(meta.get("authors")),
-                "narrators": _strings(meta.get("narrators")),
-                "series": series,
-                "genres": _strings(meta.get("genres")),
-                "published_year": _opt(meta.get("publishedYear")),
-                "publisher": _opt(meta.get("publisher")),
-                "description": meta.get("description") or None,
-                "isbn": _opt(meta.get("isbn")),
-                "asin": _opt(meta.get("asin")),
-                "language": _opt(meta.get("language")),
-                "abridged": bool(meta.get("abridged")),
-                "duration_s": float(media.get("duration") or 0.0),
-                "size_bytes": int(item.get("size") or media.get("size") or 0),
-                "num_audio_files": int(media.get("numAudioFiles") or len(media.get("audioFiles") or [])),
-                "added_at": _ms(item.get("addedAt")),
-                "updated_at": _ms(item.get("updatedAt")),
-                "is_missing": bool(item.get("isMissing")),
-            }
-        )
+        if row is not None:
+            rows.append(row)
     return frame_from_rows(rows, SNAPSHOT_SCHEMA)
+
+
+def _snapshot_row(item: Any, seen: set[str], skipped: Skipped) -> dict[str, Any] | None:
+    fixed = skipped.repaired
+    if not isinstance(item, dict) or not item.get("id") or isinstance(item["id"], (dict, list)):
+        skipped.add("no_item_id", _text(item, Counter(), 80))
+        return None
+    item_id = _text(item["id"], fixed)
+    if item_id in seen:
+        skipped.add("duplicate_item_id", item_id)
+        return None
+    if item.get("mediaType", "book") != "book":
+        skipped.add("not_a_book", item_id)
+        return None
+    media = item.get("media") or {}
+    meta = media.get("metadata") if isinstance(media, dict) else None
+    if not isinstance(meta, dict):
+        skipped.add("no_metadata", item_id)
+        return None
+    seen.add(item_id)
+    series = []
+    for s in (meta.get("series") if isinstance(meta.get("series"), list) else [])[:MAX_LIST_ENTRIES]:
+        if isinstance(s, dict) and (name := _opt(s.get("name"), fixed)):
+            seq = _opt(s.get("sequence"), fixed)
+            series.append({"name": clean_text(name), "sequence": None if s.get("sequence") is None else seq or ""})
+    files = media.get("audioFiles")
+    return {
+        "item_id": item_id,
+        "library_id": _opt(item.get("libraryId"), fixed),
+        "path": _opt(item.get("path"), fixed),
+        "rel_path": _opt(item.get("relPath"), fixed),
+        "title": _opt(meta.get("title"), fixed),
+        "subtitle": _opt(meta.get("subtitle"), fixed),
+        "authors": _strings(meta.get("authors"), fixed),
+        "narrators": _strings(meta.get("narrators"), fixed),
+        "series": series,
+        "genres": _strings(meta.get("genres"), fixed),
+        "published_year": _opt(meta.get("publishedYear"), fixed),
+        "publisher": _opt(meta.get("publisher"), fixed),
+        "description": _opt(meta.get("description"), fixed, MAX_DESCRIPTION_CHARS),
+        "isbn": _opt(meta.get("isbn"), fixed),
+        "asin": _opt(meta.get("asin"), fixed),
+        "language": _opt(meta.get("language"), fixed),
+        "abridged": meta.get("abridged") is True,
+        "duration_s": _number(media.get("duration"), "duration", fixed),
+        "size_bytes": int(_number(item.get("size") or media.get("size"), "size", fixed)),
+        "num_audio_files": int(_number(media.get("numAudioFiles"), "num_audio_files", fixed))
+        or (len(files) if isinstance(files, list) else 0),
+        "added_at": _ms(item.get("addedAt"), fixed),
+        "updated_at": _ms(item.get("updatedAt"), fixed),
+        "is_missing": item.get("isMissing") is True,
+    }
 
 
 _YEAR = re.compile(r"^\s*(\d{4})")
@@ -295,10 +351,18 @@ def normalise_book(row: dict[str, Any], skipped: Skipped) -> dict[str, Any] | No
     }
 
 
+def _normalise_or_skip(row: dict[str, Any], skipped: Skipped) -> dict[str, Any] | None:
+    try:
+        return normalise_book(row, skipped)
+    except Exception as exc:  # one odd book never fails the refresh: skipped with its reason
+        skipped.add(f"unreadable_book ({type(exc).__name__})", str(row.get("item_id")))
+        return None
+
+
 def normalise_library(snapshot: pl.DataFrame, skipped: Skipped) -> pl.DataFrame:
     """The snapshot table -> `library_books`; duplicates of the same book are flagged."""
     with bulk():
-        books = [b for row in snapshot.iter_rows(named=True) if (b := normalise_book(row, skipped)) is not None]
+        books = [b for row in snapshot.iter_rows(named=True) if (b := _normalise_or_skip(row, skipped)) is not None]
         aliases = author_aliases({k for b in books for k in b["author_keys"]})
         for b in books:
             if any(k in aliases for k in b["author_keys"]):

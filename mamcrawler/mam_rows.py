@@ -20,24 +20,37 @@ ABRIDGED_FLAG = 32  # browseflags bit (MLM flags.rs)
 MIN_RATIO = 1.0  # MAM's rules as Prowlarr reports them for every torrent
 MIN_SEED_TIME_S = 259_200  # 72 hours
 
+MAX_FIELD_CHARS = 100_000  # a JSON name field longer than this is not a list of names
+
 _ABRIDGED = re.compile(r"\babridged\b", re.IGNORECASE)
 _UNABRIDGED = re.compile(r"\bunabridged\b", re.IGNORECASE)
 
 
 def release_from_mam_row(row: dict[str, Any]) -> Release:
-    """Parse a row of `/tor/js/loadSearchJSONbasic.php`; ValueError(reason) when malformed."""
+    """Parse a row of `/tor/js/loadSearchJSONbasic.php`; ValueError(reason) when malformed.
+
+    Total: whatever a row holds, the only exception is ValueError with a short reason."""
+    try:
+        return _release(row)
+    except ValueError:
+        raise
+    except Exception as exc:  # a shape nobody foresaw still costs one row, never the search
+        raise ValueError(f"unreadable_row_{type(exc).__name__}") from None
+
+
+def _release(row: dict[str, Any]) -> Release:
     if not isinstance(row, dict):
         raise ValueError("not_an_object")
     release_id = _int(row.get("id"))
     if release_id is None or release_id <= 0:
         raise ValueError("missing_id")
     title = row.get("title")
-    if isinstance(title, int | float) and not isinstance(title, bool):
+    if isinstance(title, int) and not isinstance(title, bool) and abs(title) < 10**18:
         title = str(title)  # titles like 1984 come as numbers
     if not isinstance(title, str) or not title.strip():
         raise ValueError("missing_title")
-    tags = str(row.get("tags") or "")
-    filetype = str(row.get("filetype") or "").split()
+    tags = str(row.get("tags") or "")[:MAX_FIELD_CHARS]
+    filetype = str(row.get("filetype") or "")[:64].split()
     lang_code = str(row.get("lang_code") or "").strip().upper()
     return Release(
         indexer="mam",
@@ -74,8 +87,8 @@ def _json_object(value: Any, field: str) -> dict[str, Any]:
         return {}
     if isinstance(value, str):
         try:
-            value = json.loads(value)
-        except ValueError:
+            value = json.loads(value[:MAX_FIELD_CHARS])
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than any real row
             raise ValueError(f"bad_{field}") from None
     if isinstance(value, list) and not value:
         return {}  # PHP encodes an empty array as [] rather than {}
@@ -117,8 +130,8 @@ def _int(value: Any) -> int | None:
     if isinstance(value, int):
         return value
     if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)  # is_integer() is False for inf and NaN
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 18:
         return int(value.strip())
     return None
 

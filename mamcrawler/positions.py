@@ -7,6 +7,7 @@ says whether it counts towards completeness (main) or not (prequel, novella).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -108,4 +109,6 @@ def format_position(value: float | None) -> str:
     """3.0 -> "3", 2.5 -> "2.5": the string ABS wants back in a PATCH."""
     if value is None:
         return ""
+    if not math.isfinite(value):
+        return f"{value:g}"  # "inf", "nan": never a position we write, but never a crash
     return str(int(value)) if value == int(value) else f"{value:g}"

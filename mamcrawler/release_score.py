@@ -196,7 +196,7 @@ def release_language(release: Release) -> str | None:
 
 def release_filetype(release: Release) -> str | None:
     """The file type; inferred from the Prowlarr suffix, the tags or the title when missing."""
-    if release.filetype:
+    if release.filetype and release.filetype.split():
         return release.filetype.lower().split()[0]
     suffix = _prowlarr_suffix(release)[2]
     if suffix:

@@ -50,20 +50,23 @@ class Release:
         return self.free or self.personal_freeleech or (user_is_vip and self.fl_vip)
 
 
+MAX_SIZE_BYTES = 2**63 - 1  # what the tables store; anything larger is not a real size
+
+
 def parse_size(text: str | int | float | None) -> int | None:
-    """"1.26 GiB" -> bytes. MAM writes binary units; a bare number is bytes already."""
-    if text is None or isinstance(text, bool):
+    """"1.26 GiB" -> bytes. MAM writes binary units; a bare number is bytes already.
+    None for anything else (a list, Infinity, a 400-digit number)."""
+    if isinstance(text, str):
+        match = _SIZE.match(text[:64])
+        if not match:
+            return None
+        try:
+            text = float(match.group(1).replace(",", "")) * 1024 ** _UNITS[match.group(2).upper()]
+        except ValueError:
+            return None
+    if isinstance(text, bool) or not isinstance(text, int | float):
         return None
-    if isinstance(text, int | float):
-        return int(text) if text >= 0 else None
-    match = _SIZE.match(text)
-    if not match:
-        return None
-    try:
-        value = float(match.group(1).replace(",", ""))
-    except ValueError:
-        return None
-    return int(value * 1024 ** _UNITS[match.group(2).upper()])
+    return int(text) if 0 <= text <= MAX_SIZE_BYTES else None  # NaN fails both comparisons
 
 
 _BITRATE = re.compile(r"\b(\d{2,3})\s*kbps\b", re.IGNORECASE)

@@ -36,6 +36,7 @@ _INTEGER = re.compile(rb"i(0|-?[1-9][0-9]*)e")
 _STRING_LENGTH = re.compile(rb"(0|[1-9][0-9]{0,8}):")
 _DIGITS = frozenset(b"0123456789")
 _LIST, _DICT_KEY, _DICT_VALUE = 0, 1, 2
+_MAX_INTEGER_DIGITS = 20  # a signed 64-bit integer, what libtorrent reads
 
 
 def _string_end(data: bytes, pos: int) -> int:
@@ -151,6 +152,8 @@ def _decode(data: bytes, pos: int) -> tuple[Any, int]:
     byte = data[pos]
     if byte == ord("i"):
         end = data.index(b"e", pos)
+        if end - pos - 1 > _MAX_INTEGER_DIGITS:  # int() would refuse past 4,300 digits; no real field is this big
+            raise InvalidTorrent(f"integer of {end - pos - 1} digits at byte {pos}")
         return int(data[pos + 1 : end]), end + 1
     if byte in _DIGITS:
         colon = data.index(b":", pos)

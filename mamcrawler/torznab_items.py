@@ -83,8 +83,8 @@ def _root(xml: str | bytes) -> ET.Element:
         raise FeedError(f"body of {len(xml)} bytes is over the {MAX_FEED_BYTES} byte limit")
     try:
         return ET.fromstring(xml)
-    except ET.ParseError as exc:
-        raise FeedError(f"not XML ({exc})") from None
+    except (ET.ParseError, ValueError) as exc:  # ValueError: text that is not valid Unicode
+        raise FeedError(f"not XML ({type(exc).__name__})" if not isinstance(exc, ET.ParseError) else f"not XML ({exc})") from None
 
 
 def error_from_feed(xml: str | bytes) -> tuple[int, str] | None:
@@ -143,7 +143,10 @@ def releases_from_feed(xml: str | bytes, indexer: str) -> tuple[list[Release], d
     releases: list[Release] = []
     skipped: dict[str, int] = {}
     for item in root.iter("item"):
-        release = release_from_item(item, indexer)
+        try:
+            release = release_from_item(item, indexer)
+        except Exception as exc:  # one item nobody foresaw costs that item, never the feed
+            release = f"unreadable_item_{type(exc).__name__}"
         if isinstance(release, str):
             skipped[release] = skipped.get(release, 0) + 1
         else:

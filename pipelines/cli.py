@@ -4,7 +4,7 @@ import argparse
 import getpass
 import json
 import os
-import shutil
+import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +18,7 @@ from mamcrawler.figures import correction_figures, level_counts, levels_line, mi
 from mamcrawler.gaps import LIFECYCLE
 from mamcrawler.positions import format_position
 from mamcrawler.warehouse import REPO_ROOT, TableNotFound, Warehouse, WarehouseError, default_warehouse_path
+from pipelines.recovery import pool_holders, prepare_home, reap_dead_runs, run_tags, wait_for_pools
 
 ALL_BUCKETS = {"dagster/asset_partition_range_start": BUCKETS[0], "dagster/asset_partition_range_end": BUCKETS[-1]}
 
@@ -25,6 +26,7 @@ MISSING_COLUMNS = [
     "missing_id", "author", "series", "position", "position_label", "line", "title", "title_note", "reason",
     "priority", "status", "asin", "release_date",
 ]
+ACCEPT_SHRINK = {"abs_library_items": {"config": {"accept_shrink": True}}}
 # The default table: what a person acts on, in 100 columns; `--wide` shows every column.
 TABLE_COLUMNS = {"priority": "prio", "author": "author", "series": "series", "position_label": "#", "title": "title", "status": "status"}
 TABLE_WIDTH = 100
@@ -40,17 +42,19 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def ensure_dagster_home() -> Path:
-    """`DAGSTER_HOME`, or `data/dagster_home` with the project's dagster.yaml (SQLite storage)."""
-    if os.environ.get("DAGSTER_HOME"):
-        home = Path(os.environ["DAGSTER_HOME"])
-        home.mkdir(parents=True, exist_ok=True)
-        return home
-    home = REPO_ROOT / "data" / "dagster_home"
-    home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists():  # a user's own (PostgreSQL) instance file is kept
-        shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    """`DAGSTER_HOME` (default `data/dagster_home`), with the project's dagster.yaml (SQLite
+    storage, the pools) unless it has its own, its storage created once under a file lock."""
+    home = Path(os.environ.get("DAGSTER_HOME") or REPO_ROOT / "data" / "dagster_home")
+    prepare_home(home, REPO_ROOT / "dagster.yaml", log=lambda line: print(line, file=sys.stderr))
     os.environ["DAGSTER_HOME"] = str(home)
     return home
+
+
+def _execute(instance, job, **kwargs):
+    """One job of ours: dead runs' slots freed first, the wait for a live one said, pid tagged."""
+    wait_for_pools(instance, log=lambda line: print(line, file=sys.stderr))
+    tags = {**kwargs.pop("tags", {}), **run_tags()}
+    return job.execute_in_process(instance=instance, raise_on_error=False, tags=tags, **kwargs)
 
 
 def _fit(widths: dict[str, int], limit: int) -> dict[str, int]:
@@ -125,7 +129,30 @@ def cmd_missing(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recover(args: argparse.Namespace) -> int:
+    """What `mamcrawler run` does first, for runs started from the UI or `dagster`."""
+    ensure_dagster_home()
+    from dagster import DagsterInstance
+
+    with DagsterInstance.get() as instance:
+        reaped = reap_dead_runs(instance)
+        for pool, run_id in pool_holders(instance):
+            print(f"pool `{pool}` is held by run {run_id}, whose process is alive")
+    print(f"{len(reaped)} dead runs recovered")
+    return 0
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM ends a run like Ctrl-C does (Dagster then ends the run and frees its slots)."""
+
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    _stop_on_sigterm()
     if args.profile:
         os.environ["MAMCRAWLER_PROFILE"] = args.profile
     started = datetime.now(UTC)
@@ -140,22 +167,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"Warehouse: {default_warehouse_path()}\nDagster home: {home}")
     quiet = log_config(args.verbose)
     with DagsterInstance.get() as instance:
-        result = defs.resolve_job_def("refresh_library").execute_in_process(
-            instance=instance, raise_on_error=False, run_config=quiet
-        )
+        refresh_config = {**quiet, **({"ops": ACCEPT_SHRINK} if args.accept_shrink else {})}
+        result = _execute(instance, defs.resolve_job_def("refresh_library"), run_config=refresh_config)
         if result.success and not args.skip_metadata:
-            result = defs.resolve_job_def("enrich_metadata").execute_in_process(
-                instance=instance, raise_on_error=False, run_config=quiet, tags=ALL_BUCKETS
-            )
+            result = _execute(instance, defs.resolve_job_def("enrich_metadata"), run_config=quiet, tags=ALL_BUCKETS)
             if result.success:  # the catalogues need the fresh metadata: titles for the gaps
-                result = defs.resolve_job_def("update_completeness").execute_in_process(
-                    instance=instance, raise_on_error=False, run_config=quiet
-                )
+                result = _execute(instance, defs.resolve_job_def("update_completeness"), run_config=quiet)
         searching = not args.skip_acquisition and bool(defs.resources["acquisition"].indexers)
         if result.success and searching:
-            result = defs.resolve_job_def("search_and_queue").execute_in_process(
-                instance=instance, raise_on_error=False, run_config=quiet
-            )
+            result = _execute(instance, defs.resolve_job_def("search_and_queue"), run_config=quiet)
         elif not args.skip_acquisition:
             print("No indexer configured (MAM_ID, `mamcrawler mam-login` or MAMCRAWLER_TORZNAB): nothing searched.")
     if not result.success:
@@ -258,9 +278,7 @@ def cmd_reenrich(args: argparse.Namespace) -> int:
     with DagsterInstance.get() as instance:
         for bucket, ids in sorted(by_bucket.items()):
             config = {"ops": {"book_metadata": {"config": {"item_ids": ids, "refresh": args.refresh}}}, **log_config(args.verbose)}
-            result = defs.resolve_job_def("enrich_metadata").execute_in_process(
-                instance=instance, raise_on_error=False, partition_key=bucket, run_config=config
-            )
+            result = _execute(instance, defs.resolve_job_def("enrich_metadata"), partition_key=bucket, run_config=config)
             if not result.success:
                 for event in (e for e in result.all_events if e.is_failure):
                     print(f"FAILED {event.step_key}: {event.message}", file=sys.stderr)
@@ -339,7 +357,13 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--profile", choices=["demo", "production"], help="default: demo unless ABS_URL is set")
     run.add_argument("--skip-metadata", action="store_true", help="only the library and its gaps, no providers")
     run.add_argument("--skip-acquisition", action="store_true", help="do not search the indexers for the missing books")
+    run.add_argument(
+        "--accept-shrink", action="store_true",
+        help="accept a library snapshot that is empty, lost a library or shrank past MAMCRAWLER_MAX_SHRINK",
+    )
     run.set_defaults(func=cmd_run)
+    recover = sub.add_parser("recover", help="mark runs whose process is gone failed and free their pool slots")
+    recover.set_defaults(func=cmd_recover)
     reenrich = sub.add_parser("reenrich", help="ask the providers again about some books, now")
     reenrich.add_argument("item_ids", nargs="+", help="ABS item ids (see library_books.item_id)")
     reenrich.add_argument("--refresh", action="store_true", help="ignore cached provider answers")

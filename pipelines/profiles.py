@@ -15,6 +15,7 @@ from typing import Any
 
 from dagster import EnvVar
 
+from mamcrawler.snapshot_guard import DEFAULT_MAX_SHRINK
 from mamcrawler.warehouse import default_warehouse_path
 from resources.audible import AudibleProvider, ReplayAudibleProvider
 from resources.audiobookshelf import AudiobookshelfResource, ReplayAudiobookshelfResource
@@ -27,7 +28,7 @@ from resources.mam import MamResource, ReplayMamResource
 from resources.openlibrary import OpenLibraryProvider, ReplayOpenLibraryProvider
 from resources.profile import ProfileResource
 from resources.qbittorrent import QBittorrentResource
-from resources.settings import AcquisitionOptions, CompletenessOptions
+from resources.settings import AcquisitionOptions, CompletenessOptions, LibraryOptions
 from resources.torznab import ReplayTorznabResource, TorznabIndexerConfig, TorznabResource
 from resources.warehouse import WarehouseResource
 
@@ -177,6 +178,7 @@ def build_resources(profile: Profile, env: Mapping[str, str] = os.environ) -> di
         "warehouse": WarehouseResource(path=str(default_warehouse_path())),
         "profile": ProfileResource(name=profile.name, description=profile.reason),
         "enrichment": enrichment_settings(env),
+        "library_options": LibraryOptions(max_shrink=_number(env, "MAMCRAWLER_MAX_SHRINK", DEFAULT_MAX_SHRINK)),
     }
     if profile.name == "demo":
         return common | {

@@ -80,6 +80,7 @@ class AudiobookshelfResource(ConfigurableResource):
     timeout_s: float = 30.0
     max_retries: int = 4
     backoff_s: float = 0.5
+    max_body_bytes: int = Field(default=100_000_000, description="Answers larger than this are refused")
 
     def _transport(self) -> httpx.BaseTransport | None:
         return None
@@ -119,18 +120,26 @@ class AudiobookshelfResource(ConfigurableResource):
             raise AbsItemNotFoundError(f"ABS has no item at {path}")
         if response.status_code >= 400:
             raise AbsResponseError(f"{what} answered HTTP {response.status_code}: {response.text[:200]}")
+        if len(response.content) > self.max_body_bytes:
+            raise AbsResponseError(f"{what} answered {len(response.content)} bytes, more than {self.max_body_bytes}")
         return response
 
     def _call(self, client: httpx.Client, stats: LibraryFetch, method: str, path: str, **kwargs: Any) -> Any:
         """`_send` for endpoints that answer JSON."""
         response = self._send(client, stats, method, path, **kwargs)
         try:
-            return response.json()
+            body = response.json()
         except ValueError:
             raise AbsResponseError(f"ABS {method} {path} did not answer JSON: {response.text[:200]}") from None
+        except RecursionError:
+            raise AbsResponseError(f"ABS {method} {path} answered JSON nested too deep to read") from None
+        if not isinstance(body, dict):
+            raise AbsResponseError(f"ABS {method} {path} answered {type(body).__name__}, not a JSON object")
+        return body
 
     def _select_libraries(self, client: httpx.Client, stats: LibraryFetch) -> list[dict[str, Any]]:
         libraries = self._call(client, stats, "GET", "/api/libraries").get("libraries") or []
+        libraries = [lib for lib in libraries if isinstance(lib, dict) and isinstance(lib.get("id"), str)] if isinstance(libraries, list) else []
         if not self.library_ids:
             return [lib for lib in libraries if lib.get("mediaType") == "book"]
         known = {lib["id"]: lib for lib in libraries}
@@ -150,7 +159,8 @@ class AudiobookshelfResource(ConfigurableResource):
                 for start in range(0, len(ids), self.batch_size):
                     chunk = ids[start : start + self.batch_size]
                     body = self._call(client, stats, "POST", "/api/items/batch/get", json={"libraryItemIds": chunk})
-                    stats.items.extend(body.get("libraryItems") or [])
+                    items = body.get("libraryItems")
+                    stats.items.extend(items if isinstance(items, list) else [])
                     progress(f"{lib.get('name')}: fetched {min(start + len(chunk), len(ids))}/{len(ids)} full items")
         return stats
 
@@ -187,19 +197,26 @@ class AudiobookshelfResource(ConfigurableResource):
                 # addedAt ascending: items a running scan adds land on later pages.
                 params={"limit": self.page_size, "page": page, "sort": "addedAt"},
             )
-            results = body.get("results") or []
+            results = body.get("results")
+            results = [r for r in results if isinstance(r, dict)] if isinstance(results, list) else []
             stats.pages += 1
-            if isinstance(body.get("total"), int):
+            if isinstance(body.get("total"), int) and not isinstance(body["total"], bool):
                 reported = body["total"]
             if not results:
                 break
+            before = len(ids)
             for row in results:
-                if row.get("id") in ids:
+                if not isinstance(row.get("id"), str) or not row["id"]:
+                    continue
+                if row["id"] in ids:
                     stats.duplicate_ids += 1
-                elif row.get("id"):
+                else:
                     ids[row["id"]] = None
             progress(f"{lib.get('name')}: listed {len(ids)}/{reported if reported is not None else '?'} items")
             page += 1
+            if stop := _paging_stop(len(ids) - before, page, self.page_size, reported):
+                stats.warnings.append(f"{lib.get('name')}: {stop}; listed {len(ids)} items")
+                break
         stats.listed += len(ids)
         stats.reported_total += reported or 0
         if reported is None:
@@ -285,19 +302,36 @@ class AudiobookshelfResource(ConfigurableResource):
         wanted = _path_key(path)
         stats = LibraryFetch()
         with self._client() as client:
-            page = 0
+            page, seen = 0, set()
             while True:
                 body = self._call(
                     client, stats, "GET", f"/api/libraries/{library_id}/items",
                     params={"limit": self.page_size, "page": page, "sort": "addedAt", "desc": 1},
                 )
-                results = body.get("results") or []
-                if not results:
-                    return None
+                results = body.get("results")
+                results = [r for r in results if isinstance(r, dict)] if isinstance(results, list) else []
+                fresh = {str(r.get("id")) for r in results} - seen
+                if not results or not fresh or page * self.page_size > MAX_LISTED_ITEMS:
+                    return None  # the end, or the same page again
+                seen |= fresh
                 for row in results:
-                    if row.get("id") and _path_key(row.get("path") or "") == wanted:
+                    if row.get("id") and _path_key(str(row.get("path") or "")) == wanted:
                         return self._call(client, stats, "GET", f"/api/items/{row['id']}", params={"expanded": 1})
                 page += 1
+
+
+MAX_LISTED_ITEMS = 2_000_000  # no ABS library is this big; a listing past it is a server bug
+TOTAL_MARGIN = 0.1  # a running scan may add items while we page
+
+
+def _paging_stop(new_ids: int, pages_read: int, page_size: int, reported: int | None) -> str | None:
+    """Why the listing must stop although the last page was not empty, or None to go on."""
+    if new_ids == 0:
+        return "ABS sent a page of items already listed (the same page again?), paging stopped"
+    expected = reported if reported is not None else MAX_LISTED_ITEMS
+    if pages_read * page_size > expected * (1 + TOTAL_MARGIN) + page_size:
+        return f"ABS kept sending pages past the {expected} items it reported, paging stopped"
+    return None
 
 
 def _path_key(path: str) -> str:

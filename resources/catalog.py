@@ -16,6 +16,7 @@ from resources.metadata_provider import (
     ProviderResponseError,
     ProviderSession,
     ProviderStats,
+    ProviderUnreachableError,
     ResponseCache,
 )
 from resources.openlibrary import OpenLibraryProvider, work_id, year_in
@@ -42,7 +43,7 @@ def _list_refs(
 ) -> tuple[list[tuple[str, str, str, list[dict[str, Any]]]], dict[str, ProviderStats], list[str]]:
     """(our key, provider, ref, listed rows) for every (key, provider, ref) an enabled provider
     can list. One session per provider; a failed ref is an error line and the others go on;
-    a spent daily quota leaves that provider's remaining refs for the next run."""
+    a spent daily quota or an unreachable provider leaves its remaining refs for the next run."""
     found: list[tuple[str, str, str, list[dict[str, Any]]]] = []
     stats: dict[str, ProviderStats] = {}
     errors: list[str] = []
@@ -58,8 +59,10 @@ def _list_refs(
             for key, name, ref in mine:
                 try:
                     found.append((key, name, ref, lister(provider, session, ref)))
-                except ProviderQuotaError as exc:
+                except (ProviderQuotaError, ProviderUnreachableError) as exc:
                     errors.append(f"{name} {what} {ref}: {exc}")
+                    if isinstance(exc, ProviderUnreachableError):
+                        log(session.give_up())
                     break
                 except ProviderError as exc:
                     errors.append(f"{name} {what} {ref}: {exc}")

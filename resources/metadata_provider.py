@@ -5,6 +5,8 @@ A provider subclass only builds requests and parses answers (`search`). This bas
   keeps concurrent runs from adding their own buckets on top),
 - retries 5xx and timeouts with backoff and honours `Retry-After` on 429 (the wait is
   counted as throttled seconds), never retries other 4xx,
+- stops asking a provider for the rest of the run once it has not answered
+  `unreachable_after` times in a row (its books stay pending for the next run),
 - caches answers in the warehouse with a time-to-live (`ResponseCache`), so a monthly full
   refresh does not repeat yesterday's requests,
 - rejects answers that are not JSON (HTML error pages with status 200, wrong content
@@ -34,7 +36,7 @@ from pydantic import Field
 
 from mamcrawler.candidates import BookQuery, Candidate, sanitise
 from mamcrawler.warehouse import Warehouse
-from resources.http import send_with_retries
+from resources.http import CircuitBreaker, ServiceUnreachable, send_with_retries
 
 PROVIDER_POOL = "metadata_providers"
 
@@ -56,6 +58,10 @@ class ProviderQuotaError(ProviderError):
 
 class ProviderUnavailableError(ProviderError):
     """Unreachable, timing out or answering 5xx after retries."""
+
+
+class ProviderUnreachableError(ProviderUnavailableError):
+    """No answer at all several times in a row: the provider is skipped for the rest of the run."""
 
 
 class ProviderResponseError(ProviderError):
@@ -103,6 +109,7 @@ class ProviderStats:
     errors: int = 0
     throttled_s: float = 0.0
     rate_limited: int = 0  # 429 answers received
+    unreachable: str = ""  # why the provider was given up for this run, if it was
     skipped: Counter = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -119,7 +126,7 @@ class ProviderStats:
         return {
             "requests": self.requests, "cache_hits": self.cache_hits, "errors": self.errors,
             "throttled_seconds": round(self.throttled_s, 2), "rate_limited_answers": self.rate_limited,
-            "skipped": dict(self.skipped),
+            "skipped": dict(self.skipped), "unreachable": self.unreachable or None,
         }
 
 
@@ -176,8 +183,9 @@ BUDGET_TABLE = "provider_budget"
 class DailyBudget:
     """Requests spent per provider per UTC day, kept in the warehouse across runs.
 
-    When a provider's budget is spent, `spend` raises `ProviderQuotaError`: the run stops
-    asking that provider and the next day's run carries on where it stopped.
+    When a provider's budget is spent, `check` raises `ProviderQuotaError`: the run stops
+    asking that provider and the next day's run carries on where it stopped. Only answered
+    requests are spent: a request that never reached the provider costs nothing.
     """
 
     def __init__(self, warehouse: Warehouse | None, today: str | None = None) -> None:
@@ -189,12 +197,14 @@ class DailyBudget:
             rows = warehouse.query(f"SELECT provider, used FROM {BUDGET_TABLE} WHERE day = ?", [self.today])
             self.used.update(dict(rows.iter_rows()))
 
-    def spend(self, provider: str, limit: int | None) -> None:
+    def check(self, provider: str, limit: int | None) -> None:
+        if limit is not None and self.used[provider] >= limit:
+            raise ProviderQuotaError(
+                f"{provider}: the daily budget of {limit} requests is spent; the rest waits for tomorrow (UTC)"
+            )
+
+    def spend(self, provider: str) -> None:
         with self.lock:
-            if limit is not None and self.used[provider] >= limit:
-                raise ProviderQuotaError(
-                    f"{provider}: the daily budget of {limit} requests is spent; the rest waits for tomorrow (UTC)"
-                )
             self.used[provider] += 1
 
     def save(self) -> None:
@@ -233,6 +243,9 @@ class MetadataProvider(ConfigurableResource):
     weight: float = Field(default=1.0, description="How much this provider's answers count in the consensus")
 
     daily_budget: int | None = Field(default=None, description="Requests allowed per UTC day (Google Books: about 1,000)")
+    unreachable_after: int = Field(
+        default=5, ge=1, description="Connection failures in a row after which the provider is skipped for the run"
+    )
 
     @property
     def provider_name(self) -> str:
@@ -299,8 +312,9 @@ class MetadataProvider(ConfigurableResource):
         """Search every query, `concurrency` at a time; returns candidates per item, stats, errors.
         `progress(books done, stats)` is called at least every `progress_every_s` and at the end.
 
-        A spent quota stops this provider for the rest of the run (the other items are left
-        for the next run); any other error is counted against its item and the run goes on.
+        A spent quota, rejected credentials or an unreachable provider stop this provider for
+        the rest of the run (the other items stay pending for the next run); any other error
+        is counted against its item and the run goes on.
         """
         stats = ProviderStats()
         found: dict[str, list[Candidate]] = {}
@@ -312,7 +326,7 @@ class MetadataProvider(ConfigurableResource):
                 return
             try:
                 raw = self.search(session, query)
-            except (ProviderQuotaError, ProviderAuthError) as exc:
+            except (ProviderQuotaError, ProviderAuthError, ProviderUnreachableError) as exc:
                 # Asking again cannot help: stop this provider for the rest of the run, say it once.
                 stats.add(errors=1)
                 with stats.lock:
@@ -321,6 +335,8 @@ class MetadataProvider(ConfigurableResource):
                 if first:
                     stats.skip(type(exc).__name__)
                     errors.append(str(exc))
+                    if isinstance(exc, ProviderUnreachableError):
+                        progress(session.give_up())
                 return
             except ProviderError as exc:
                 stats.add(errors=1)
@@ -388,6 +404,13 @@ class ProviderSession:
     ):
         self.provider, self.client, self.cache, self.stats, self.budget = provider, client, cache, stats, budget
         self.bucket = _bucket(provider)
+        self.breaker = CircuitBreaker(provider.unreachable_after)  # per provider and run
+
+    def give_up(self) -> str:
+        """Record that the breaker gave this provider up for the run; the one line to log."""
+        self.stats.unreachable = self.breaker.describe()
+        return (f"{self.provider.provider_name} is UNREACHABLE ({self.provider.base_url}): {self.stats.unreachable}; "
+                f"not asked again this run, what it was to answer stays pending for the next run")
 
     def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return self._call("GET", path, params=dict(params or {}))
@@ -405,9 +428,13 @@ class ProviderSession:
 
         def send() -> httpx.Response:
             if self.budget is not None:
-                self.budget.spend(name, self.provider.daily_budget)
-            self.stats.add(throttled_s=self.bucket.acquire(), requests=1)
+                self.budget.check(name, self.provider.daily_budget)
+            throttled = self.bucket.acquire()
+            self.breaker.check(f"{name} {method} {path}")  # it may have opened while this call waited
+            self.stats.add(throttled_s=throttled, requests=1)
             response = self.client.request(method, path, params=params, json=json)
+            if self.budget is not None:
+                self.budget.spend(name)
             if response.status_code == 429:
                 self.stats.add(rate_limited=1)
             return response
@@ -421,7 +448,10 @@ class ProviderSession:
             response = send_with_retries(
                 send, f"{name} {method} {path}", max_retries=self.provider.max_retries,
                 backoff_s=self.provider.backoff_s, retryable=self.provider._retryable, on_wait=on_wait,
+                breaker=self.breaker,
             )
+        except ServiceUnreachable:
+            raise ProviderUnreachableError(f"{name}: {self.provider.base_url} {self.breaker.describe()}") from None
         except (httpx.TransportError, httpx.TimeoutException) as exc:
             raise ProviderUnavailableError(f"{name}: no answer from {self.provider.base_url} ({type(exc).__name__})") from None
         if (error := self.provider._classify(response)) is not None:

@@ -6,6 +6,7 @@ from pydantic import Field
 from mamcrawler.acquisition import RetryPolicy, SendLimits
 from mamcrawler.completeness import CompletenessSettings
 from mamcrawler.release_score import ReleasePreferences
+from mamcrawler.snapshot_guard import DEFAULT_MAX_SHRINK
 
 
 class CompletenessOptions(ConfigurableResource):
@@ -67,3 +68,11 @@ class AcquisitionOptions(ConfigurableResource):
         if remote and (qbittorrent_path == remote or qbittorrent_path.startswith(remote + "/")):
             return local.rstrip("/") + qbittorrent_path[len(remote) :]
         return qbittorrent_path
+
+
+class LibraryOptions(ConfigurableResource):
+    """How much a library snapshot may lose before it is refused as suspect."""
+
+    max_shrink: float = Field(
+        default=DEFAULT_MAX_SHRINK, ge=0, le=1, description="Fraction of the previous snapshot a new one may lose"
+    )

@@ -230,7 +230,19 @@ def test_requests_of_books_no_longer_wanted_are_found():
                     {"missing_id": "ignored", "priority": 1, "position": 2.0, "status": "ignored"})
     requests = pl.DataFrame([request("kept", "sent"), request("ignored", "downloading"), request("owned", "completed"),
                              request("old", "imported")], schema=lc.REQUEST_SCHEMA)
-    assert sorted(lc.unwanted_requests(books, requests)["missing_id"]) == ["ignored", "owned"]
+    item = {"id": "li", "media": {"metadata": {"title": "T", "authors": [{"name": "A"}]}}}
+    library = normalise_library(snapshot_rows([item], Skipped()), Skipped())
+    assert sorted(lc.unwanted_requests(books, requests, library)["missing_id"]) == ["ignored", "owned"]
+
+
+def test_absence_from_missing_books_cancels_nothing():
+    """An empty missing_books (ABS or a catalogue answered empty) is no evidence the book is owned."""
+    requests = pl.DataFrame([request("gone", "sent"), request("gone2", "downloading")], schema=lc.REQUEST_SCHEMA)
+    nothing_missing = missing().clear()
+    assert lc.unwanted_requests(nothing_missing, requests, None).is_empty()
+    other = {"id": "li", "media": {"metadata": {"title": "Another Book", "authors": [{"name": "A"}]}}}
+    library = normalise_library(snapshot_rows([other], Skipped()), Skipped())
+    assert lc.unwanted_requests(nothing_missing, requests, library).is_empty()
 
 
 def test_download_path_map_only_rewrites_whole_folders():
