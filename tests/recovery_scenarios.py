@@ -17,6 +17,8 @@ from pathlib import Path
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from dagster._core.instance.ref import InstanceRef
 
+from pipelines.recovery import home_lock
+
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "pipelines.cli"]
 JOBS = ("refresh_library", "enrich_metadata", "update_completeness", "search_and_queue")
@@ -35,7 +37,10 @@ def start_run(env: dict[str, str], *args: str) -> subprocess.Popen:
 
 
 def _instance(home: Path) -> DagsterInstance:
-    return DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+    """The observer's instance, opened under mamcrawler's init lock: opening a fresh home while
+    a run creates its storage is the race that leaves two alembic heads."""
+    with home_lock(home):
+        return DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
 
 
 def kill_inside(env: dict[str, str], job: str, rng: random.Random, timeout_s: float = 60) -> bool:
