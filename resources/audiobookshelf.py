@@ -48,6 +48,10 @@ class AbsResponseError(AbsError):
     """ABS answered with an unexpected status or body."""
 
 
+class AbsScanTimeoutError(AbsError):
+    """A library scan (ours or the folder watcher's) did not end in time."""
+
+
 AUTH_HELP = (
     "ABS rejected the API key (HTTP 401). Create one in ABS under Settings -> API Keys "
     "(or POST /api/api-keys with \"isActive\": true: keys are created inactive by default) "
@@ -253,28 +257,60 @@ class AudiobookshelfResource(ConfigurableResource):
         timeout_s: float = 600,
         poll_s: float = 2.0,
         sleep: Callable[[float], None] = time.sleep,
+        quiet_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> bool:
-        """True once no unfinished `library-scan` task of the library is listed; False on timeout.
+        """True once no unfinished task of the library is listed (for `quiet_s` in a row); False on timeout.
 
-        ABS registers the task before its scan endpoint answers, so a poll right after
-        `scan_library` already sees it.
+        Every task counts: a `library-scan` we asked for and the folder watcher's own
+        `watcher-scan`, which starts about 2 s after files appear and rescans a new item about
+        10 s later. ABS registers a scan task before its scan endpoint answers, so a poll right
+        after `scan_library` already sees it.
         """
-        deadline = time.monotonic() + timeout_s
+        deadline = clock() + timeout_s
+        quiet_since: float | None = None
         with self._client() as client:
             while True:
+                now = clock()
                 running = [
-                    t
-                    for t in self._tasks(client)
-                    if t.get("action") == "library-scan"
-                    and (t.get("data") or {}).get("libraryId") == library_id
-                    and not t.get("isFinished")
+                    t for t in self._tasks(client)
+                    if (t.get("data") or {}).get("libraryId") == library_id and not t.get("isFinished")
                 ]
-                if not running:
+                quiet_since = None if running else (now if quiet_since is None else quiet_since)
+                if quiet_since is not None and now - quiet_since >= quiet_s:
                     return True
-                left = deadline - time.monotonic()
+                left = deadline - now
                 if left <= 0:
                     return False
                 sleep(min(poll_s, left))
+
+    def scan_until_found(
+        self,
+        library_id: str,
+        path: str,
+        attempts: int = 3,
+        timeout_s: float = 600,
+        poll_s: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> dict[str, Any] | None:
+        """The expanded item at `path` after scanning; None when `attempts` scans did not bring it.
+
+        ABS ignores a scan asked while one runs (200 "OK", "Already scanning" in its log): a
+        folder placed meanwhile is not in that scan. So the library's tasks are waited out
+        first, the folder watcher may already have added the item, and a scan that did not
+        bring it is asked again. Raises `AbsScanTimeoutError` when the library never goes idle.
+        """
+        for _ in range(attempts):
+            if not self.wait_for_scan(library_id, timeout_s, poll_s, sleep):
+                raise AbsScanTimeoutError(f"ABS was still scanning library {library_id} after {timeout_s:.0f} s")
+            if (item := self.find_item_by_path(library_id, path)) is not None:
+                return item
+            self.scan_library(library_id)
+            if not self.wait_for_scan(library_id, timeout_s, poll_s, sleep):
+                raise AbsScanTimeoutError(f"the ABS scan of library {library_id} did not finish in {timeout_s:.0f} s")
+            if (item := self.find_item_by_path(library_id, path)) is not None:
+                return item
+        return None
 
     def find_item_by_path(self, library_id: str, path: str) -> dict[str, Any] | None:
         """The expanded item whose folder is `path` (as ABS sees it, e.g. "/audiobooks/Author/Title").
