@@ -183,10 +183,11 @@ def plan_import_metadata(wanted: dict[str, Any], metadata: dict[str, Any]) -> di
     The same rules as enrichment write-back: the series set is merged (ABS replaces it
     whole) with numeric string sequences, authors and ASIN only fill what ABS left empty.
     The title is the wanted one without edition noise: ABS keeps what the tags say
-    ("Iron Gold (Unabridged)", "Iron Gold [MP3]"), which a folded comparison would call equal.
+    ("Iron Gold (Unabridged)", "Iron Gold [MP3]"), which a folded comparison would call equal;
+    without a wanted title, ABS's own loses its noise.
     """
     body: dict[str, Any] = {}
-    title = clean_title(wanted.get("title"))
+    title = clean_title(wanted.get("title")) or clean_title(metadata.get("title"))
     if title and clean_text(metadata.get("title")) != title:
         body["title"] = title
     if wanted.get("author") and not metadata.get("authors"):

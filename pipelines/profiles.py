@@ -161,6 +161,7 @@ def acquisition_options(env: Mapping[str, str], demo: bool) -> AcquisitionOption
         abs_library_folder=env.get("MAMCRAWLER_ABS_LIBRARY_FOLDER", ""),
         download_path_map=env.get("MAMCRAWLER_DOWNLOAD_PATH_MAP", ""),
         torrent_dir=env.get("MAMCRAWLER_TORRENT_DIR", ""),
+        abs_settle_s=_number(env, "MAMCRAWLER_ABS_SETTLE_S", 15),
     )
 
 

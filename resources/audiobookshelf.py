@@ -260,22 +260,19 @@ class AudiobookshelfResource(ConfigurableResource):
         quiet_s: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> bool:
-        """True once no unfinished task of the library is listed (for `quiet_s` in a row); False on timeout.
+        """True once no unfinished scan of the library is listed (for `quiet_s` in a row); False on timeout.
 
-        Every task counts: a `library-scan` we asked for and the folder watcher's own
-        `watcher-scan`, which starts about 2 s after files appear and rescans a new item about
-        10 s later. ABS registers a scan task before its scan endpoint answers, so a poll right
-        after `scan_library` already sees it.
+        Every scan counts (`library_scans`): a `library-scan` we asked for and the folder
+        watcher's own `watcher-scan`, which starts about 2 s after files appear and rescans a
+        new item about 10 s later. ABS registers a scan task before its scan endpoint answers,
+        so a poll right after `scan_library` already sees it.
         """
         deadline = clock() + timeout_s
         quiet_since: float | None = None
         with self._client() as client:
             while True:
                 now = clock()
-                running = [
-                    t for t in self._tasks(client)
-                    if (t.get("data") or {}).get("libraryId") == library_id and not t.get("isFinished")
-                ]
+                running = library_scans(self._tasks(client), library_id)
                 quiet_since = None if running else (now if quiet_since is None else quiet_since)
                 if quiet_since is not None and now - quiet_since >= quiet_s:
                     return True
@@ -312,6 +309,37 @@ class AudiobookshelfResource(ConfigurableResource):
                 return item
         return None
 
+    def write_until_kept(
+        self,
+        library_id: str,
+        item: dict[str, Any],
+        plan: Callable[[dict[str, Any]], dict[str, Any]],
+        settle_s: float,
+        rounds: int = 2,
+        timeout_s: float = 600,
+        poll_s: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(first body sent, the item as ABS holds it once settled) for `plan(metadata)` edits.
+
+        ABS's folder watcher rescans a new item about 10 s after its files appear, from the
+        item's `metadata.json`, and may undo an edit made before it: the item is read back
+        only once the library has shown no scan for `settle_s`, and written again (up to
+        `rounds` times) while `plan` still finds something to change. The caller decides
+        whether what is still missing then is a failure.
+        """
+        written: dict[str, Any] = {}
+        for _ in range(rounds):
+            body = plan(item["media"]["metadata"])
+            if not body:
+                break
+            self.update_media(item["id"], body)
+            written = written or body
+            if not self.wait_for_scan(library_id, timeout_s, poll_s, sleep, quiet_s=settle_s):
+                raise AbsScanTimeoutError(f"ABS library {library_id} did not settle within {timeout_s:.0f} s after the edit")
+            item = self.get_item(item["id"])
+        return written, item
+
     def find_item_by_path(self, library_id: str, path: str) -> dict[str, Any] | None:
         """The expanded item whose folder is `path` (as ABS sees it, e.g. "/audiobooks/Author/Title").
 
@@ -334,6 +362,26 @@ class AudiobookshelfResource(ConfigurableResource):
                     if row.get("id") and _path_key(row.get("path") or "") == wanted:
                         return self._call(client, stats, "GET", f"/api/items/{row['id']}", params={"expanded": 1})
                 page += 1
+
+
+SCAN_ACTIONS = ("library-scan", "watcher-scan")
+
+
+def library_scans(tasks: list[dict[str, Any]], library_id: str) -> list[dict[str, Any]]:
+    """The unfinished tasks that may change `library_id`'s items.
+
+    A `library-scan` names its library in `data.libraryId`. ABS keeps one pending
+    `watcher-scan` for every file change until its 10 s delay ends, labelled with the library
+    of the first change: it may carry another library's id and still scan ours, so every
+    watcher scan counts. Other tasks (backups, encodes, embeds) do not move items.
+    """
+    return [
+        t for t in tasks
+        if isinstance(t, dict) and not t.get("isFinished") and (
+            t.get("action") == "watcher-scan"
+            or ((t.get("data") or {}).get("libraryId") == library_id and t.get("action") in (*SCAN_ACTIONS, None))
+        )
+    ]
 
 
 def _path_key(path: str) -> str:

@@ -107,6 +107,8 @@ def test_the_import_title_drops_edition_noise_abs_kept():
     assert plan_import_metadata({**wanted, "title": "Iron Gold [MP3]"}, {**meta, "title": "Iron Gold"}) == {
         "series": [{"name": "Red Rising", "sequence": "4"}],
     }
+    # No title wanted (no provider lists the position): ABS's own title loses its noise.
+    assert plan_import_metadata({**wanted, "title": None}, meta)["title"] == "Iron Gold"
 
 
 def test_descriptions_keep_their_html_without_anything_active():
