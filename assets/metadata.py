@@ -36,7 +36,7 @@ from mamcrawler.enrichment import (
     state_frame,
 )
 from mamcrawler.library import Skipped, snapshot_rows
-from mamcrawler.writeback import current_values, plan_writeback
+from mamcrawler.writeback import current_values, earlier_writes, plan_writeback
 from resources.audiobookshelf import AbsError, AudiobookshelfResource
 from resources.custom_provider import CustomProviders
 from resources.enrichment import EnrichmentSettings, collect_candidates
@@ -199,33 +199,38 @@ def abs_metadata_writeback(
     mode = "applied" if enrichment.writeback_enabled else "dry_run"
     now = datetime.now(UTC)
     rows, outcomes = [], Counter()
-    if fields is not None:
-        for (item_id,), group in fields.group_by("item_id", maintain_order=True):
-            if item_id not in snapshot:
-                outcomes["item no longer in ABS"] += 1
-                continue
-            body, corrections = plan_writeback(
-                item_id, current_values(snapshot[item_id]), group.to_dicts(), enrichment.writeback_min_confidence
-            )
-            if not body:
-                continue
-            outcome = mode
-            if enrichment.writeback_enabled:
-                try:
-                    # ABS replaces the whole series set: plan again on the item as it is now,
-                    # so nothing added in ABS since the snapshot is dropped.
-                    fresh = snapshot_rows([abs_client.get_item(item_id)], Skipped()).row(0, named=True)
-                    body, corrections = plan_writeback(
-                        item_id, current_values(fresh), group.to_dicts(), enrichment.writeback_min_confidence
-                    )
-                    if not body:
-                        continue
-                    outcome = "applied" if abs_client.update_media(item_id, body) else "unchanged"
-                except AbsError as exc:
-                    outcome = "failed"
-                    context.log.warning(f"{item_id}: {exc}")
-            outcomes[outcome] += 1
-            rows += [{**c.__dict__, "mode": outcome, "corrected_at": now} for c in corrections]
+    groups = {item_id: group.to_dicts() for (item_id,), group in fields.group_by("item_id", maintain_order=True)} if (
+        fields is not None) else {}
+    # Books no provider answered for still get a phrase sequence rescued (see plan_writeback).
+    groups.update({item_id: [] for item_id in snapshot if item_id not in groups and bucket_of(item_id) in buckets})
+    done = store.read_optional("metadata_corrections")
+    ours = earlier_writes(done.to_dicts() if done is not None else [])
+    for item_id, offered in groups.items():
+        if item_id not in snapshot:
+            outcomes["item no longer in ABS"] += 1
+            continue
+        body, corrections = plan_writeback(
+            item_id, current_values(snapshot[item_id]), offered, enrichment.writeback_min_confidence, ours
+        )
+        if not body:
+            continue
+        outcome = mode
+        if enrichment.writeback_enabled:
+            try:
+                # ABS replaces the whole series set: plan again on the item as it is now,
+                # so nothing added in ABS since the snapshot is dropped.
+                fresh = snapshot_rows([abs_client.get_item(item_id)], Skipped()).row(0, named=True)
+                body, corrections = plan_writeback(
+                    item_id, current_values(fresh), offered, enrichment.writeback_min_confidence, ours
+                )
+                if not body:
+                    continue
+                outcome = "applied" if abs_client.update_media(item_id, body) else "unchanged"
+            except AbsError as exc:
+                outcome = "failed"
+                context.log.warning(f"{item_id}: {exc}")
+        outcomes[outcome] += 1
+        rows += [{**c.__dict__, "mode": outcome, "corrected_at": now} for c in corrections]
     table = pl.DataFrame(rows, schema=CORRECTIONS_SCHEMA)
     if table.height:
         store.upsert("metadata_corrections", table, key=("item_id", "field", "corrected_at"))

@@ -128,10 +128,48 @@ def _to_abs(name: str, value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
+def earlier_writes(corrections: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[str, str]]:
+    """(item, field) -> (value sent, confidence) of the latest correction ABS applied.
+
+    `corrections` are `metadata_corrections` rows: `new` is the JSON sent to ABS.
+    """
+    latest: dict[tuple[str, str], tuple[Any, str, str]] = {}
+    for row in corrections:
+        if row.get("mode") != "applied":
+            continue
+        key = (row["item_id"], row["field"])
+        if key not in latest or row["corrected_at"] >= latest[key][0]:
+            latest[key] = (row["corrected_at"], row["new"], row["confidence"])
+    return {key: (new, confidence) for key, (_, new, confidence) in latest.items()}
+
+
+def _stands(name: str, old: Any, offered_confidence: str, ours: tuple[str, str] | None) -> bool:
+    """Is ABS's value one we wrote earlier, and the offer not a HIGH one above that write?
+
+    A write changes what providers are matched on next time (a filled subtitle or ISBN
+    finds another edition), so the next offer is partly our own doing: only a HIGH offer,
+    more certain than the write was, replaces it. Otherwise runs would flip the field.
+    """
+    if ours is None:
+        return False
+    sent, confidence = ours
+    value = json.loads(sent)
+    if name == "year":
+        value = int(value) if str(value).isdigit() else value
+    written = _from_json(name, json.dumps(value))
+    outranks = offered_confidence == "HIGH" and RANK[offered_confidence] > RANK[confidence]
+    return field_key(name, written) == field_key(name, old) and not outranks
+
+
 def plan_writeback(
-    item_id: str, current: dict[str, Any], fields: list[dict[str, Any]], min_confidence: str
+    item_id: str, current: dict[str, Any], fields: list[dict[str, Any]], min_confidence: str,
+    ours: dict[tuple[str, str], tuple[str, str]] | None = None,
 ) -> tuple[dict[str, Any], list[Correction]]:
-    """(PATCH `metadata` body, corrections) for one book; empty body when nothing to change."""
+    """(PATCH `metadata` body, corrections) for one book; empty body when nothing to change.
+
+    `ours` (`earlier_writes`) keeps a value an earlier run wrote (see `_stands`), so a
+    second run sends nothing new.
+    """
     body: dict[str, Any] = {}
     corrections: list[Correction] = []
     for row in fields:
@@ -140,6 +178,10 @@ def plan_writeback(
             continue
         offered = _from_json(name, row["value_json"])
         old = current.get(name)
+        if name not in ("series", "genres") and not _empty(old) and _stands(
+            name, old, row["confidence"], (ours or {}).get((item_id, name))
+        ):
+            continue
         if name == "series":
             new = merge_series(old or (), offered)
             if _same_series(new, old or ()):

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from mamcrawler.candidates import description_html
 from mamcrawler.writeback import (
     current_values,
+    earlier_writes,
     merge_names,
     merge_series,
     plan_import_metadata,
@@ -122,3 +123,32 @@ def test_description_html_is_total_and_leaves_no_other_tag(text):
     out = description_html(text)
     assert out is None or (isinstance(out, str) and "<script" not in out.lower() and "\x00" not in out)
     assert out is None or re.sub(r"</?(p|br|b|i|em|strong|ul|ol|li)/?>", "", out).count("<") == 0
+
+
+def test_a_value_written_earlier_stands_unless_a_high_offer_outranks_it():
+    """The real-ABS round trip showed it: the subtitle written at LOW made the next run match
+    another edition, whose subtitle came back at MEDIUM and replaced it."""
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    done = [
+        {"item_id": "t", "field": "subtitle", "new": json.dumps("Book One"), "confidence": "LOW", "mode": "applied",
+         "corrected_at": at},
+        {"item_id": "t", "field": "subtitle", "new": json.dumps("Ignored"), "confidence": "LOW", "mode": "dry_run",
+         "corrected_at": at},
+        {"item_id": "t", "field": "year", "new": json.dumps("2010"), "confidence": "MEDIUM", "mode": "applied",
+         "corrected_at": at},
+    ]
+    ours = earlier_writes(done)
+    assert ours == {("t", "subtitle"): (json.dumps("Book One"), "LOW"), ("t", "year"): (json.dumps("2010"), "MEDIUM")}
+    current = {**current_values(TITANS), "subtitle": "Book One", "year": 2010}
+    for confidence in ("LOW", "MEDIUM"):
+        offers = [row("subtitle", "Part One", confidence=confidence), row("year", 2011, confidence=confidence)]
+        assert plan_writeback("t", current, offers, "LOW", ours) == ({}, [])
+    body, _ = plan_writeback("t", current, [row("subtitle", "Part One"), row("year", 2011)], "LOW", ours)
+    assert body == {"subtitle": "Part One", "publishedYear": "2011"}
+    # A value the user changed since is not ours any more: the usual rules apply.
+    body, _ = plan_writeback("t", {**current, "subtitle": "Mine"}, [row("subtitle", "Part One", "MEDIUM")], "LOW", ours)
+    assert body == {"subtitle": "Part One"}
+    # Without earlier writes, the same offers are written.
+    assert plan_writeback("t", current, [row("subtitle", "Part One", confidence="MEDIUM")], "LOW")[0] == {"subtitle": "Part One"}
