@@ -160,7 +160,8 @@ def acquisition_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, audio:
     torrent = make_torrent(content, private=True)
     library_dir = tmp_path / "library"
     library_dir.mkdir()
-    abs_replay = None if abs_server else AbsReplay(token=ABS_TOKEN, library_dir=library_dir, scan_polls=1)
+    abs_replay = None if abs_server else AbsReplay(token=ABS_TOKEN, library_dir=library_dir, scan_polls=1, watcher=True,
+                                                   watcher_polls=1)
     library_id = real_abs_library(abs_server, library_dir, fillers) if abs_server else ""
     mam_replay = MamReplay(
         extra_rows=[mam_row(STORMLIGHT_3, "Oathbringer", series="The Stormlight Archive", position="3")],
