@@ -36,7 +36,7 @@ from mamcrawler.enrichment import (
     state_frame,
 )
 from mamcrawler.library import Skipped, snapshot_rows
-from mamcrawler.writeback import current_values, earlier_writes, plan_writeback
+from mamcrawler.writeback import current_values, earlier_writes, outcome_summary, plan_writeback
 from resources.audiobookshelf import AbsError, AudiobookshelfResource
 from resources.custom_provider import CustomProviders
 from resources.enrichment import EnrichmentSettings, collect_candidates
@@ -198,7 +198,7 @@ def abs_metadata_writeback(
     fields = fields.filter(pl.col("bucket").is_in(buckets)) if fields is not None else None
     mode = "applied" if enrichment.writeback_enabled else "dry_run"
     now = datetime.now(UTC)
-    rows, outcomes = [], Counter()
+    rows, outcomes, field_counts = [], Counter(), Counter()  # books and fields per outcome
     groups = {item_id: group.to_dicts() for (item_id,), group in fields.group_by("item_id", maintain_order=True)} if (
         fields is not None) else {}
     # Books no provider answered for still get a phrase sequence rescued (see plan_writeback).
@@ -230,17 +230,21 @@ def abs_metadata_writeback(
                 outcome = "failed"
                 context.log.warning(f"{item_id}: {exc}")
         outcomes[outcome] += 1
+        field_counts[outcome] += len(corrections)
         rows += [{**c.__dict__, "mode": outcome, "corrected_at": now} for c in corrections]
     table = pl.DataFrame(rows, schema=CORRECTIONS_SCHEMA)
     if table.height:
         store.upsert("metadata_corrections", table, key=("item_id", "field", "corrected_at"))
-    context.log.info(f"write-back ({mode}): {dict(outcomes)}")
+    summary = outcome_summary(outcomes, field_counts)
+    context.log.info(f"write-back ({mode}): {summary}")
     return MaterializeResult(
         metadata={
             **table_metadata(table, profile, ["item_id", "field", "old", "new", "provider", "confidence", "mode"]),
             "mode": "dry run: nothing sent to ABS (set MAMCRAWLER_WRITEBACK=1 to apply)" if mode == "dry_run" else "applied to ABS",
             "min_confidence": enrichment.writeback_min_confidence,
-            "books": MetadataValue.md(counts_table(outcomes, "outcome")),
+            "summary": summary,
+            "books": MetadataValue.md(counts_table(outcomes, "outcome", unit="books")),
+            "fields": MetadataValue.md(counts_table(field_counts, "outcome", unit="fields")),
         }
     )
 

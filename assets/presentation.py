@@ -34,11 +34,12 @@ def markdown_table(frame: pl.DataFrame, limit: int = 10) -> str:
     return "\n".join(lines)
 
 
-def counts_table(counts: Mapping[str, int], key: str = "reason") -> str:
+def counts_table(counts: Mapping[str, int], key: str = "reason", unit: str = "count") -> str:
+    """A markdown table of counts; `unit` heads the number column ("books", "fields")."""
     if not counts:
         return "_none_"
     rows = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    return "\n".join([f"| {key} | count |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows])
+    return "\n".join([f"| {key} | {unit} |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows])
 
 
 def table_metadata(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -242,3 +243,22 @@ def plan_import_metadata(wanted: dict[str, Any], metadata: dict[str, Any]) -> di
     if wanted.get("asin") and not metadata.get("asin"):
         body["asin"] = wanted["asin"]
     return body
+
+
+def _count(n: int, unit: str) -> str:
+    return f"{n} {unit}{'' if n == 1 else 's'}"
+
+
+def outcome_summary(books: Mapping[str, int], fields: Mapping[str, int]) -> str:
+    """Write-back outcomes with their units said: "applied: 2 books (10 fields)".
+
+    The one wording the run log, the materialisation and the CLI use: a PATCH is per book,
+    a correction per field, and a bare number cannot say which it counts.
+    """
+    if not books:
+        return "nothing to change"
+    parts = []
+    for outcome, n in sorted(books.items(), key=lambda kv: (-kv[1], kv[0])):
+        changed = fields.get(outcome, 0)
+        parts.append(f"{outcome}: {_count(n, 'book')}" + (f" ({_count(changed, 'field')})" if changed else ""))
+    return "; ".join(parts)

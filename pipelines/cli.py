@@ -14,6 +14,7 @@ from mamcrawler.completeness import OVERRIDE_KINDS, OVERRIDES_TABLE, change_over
 from mamcrawler.enrichment import BUCKETS, bucket_of
 from mamcrawler.positions import format_position
 from mamcrawler.warehouse import REPO_ROOT, TableNotFound, Warehouse, WarehouseError, default_warehouse_path
+from mamcrawler.writeback import outcome_summary
 
 ALL_BUCKETS = {"dagster/asset_partition_range_start": BUCKETS[0], "dagster/asset_partition_range_end": BUCKETS[-1]}
 
@@ -171,13 +172,14 @@ def _metadata_summary(warehouse: Warehouse) -> str:
     levels = warehouse.query(
         "SELECT book_confidence AS level, count(DISTINCT item_id) AS books FROM enriched_books GROUP BY 1 ORDER BY 2 DESC"
     )
-    corrections = warehouse.query("SELECT mode, count(*) AS n FROM metadata_corrections GROUP BY 1") if warehouse.has_table(
-        "metadata_corrections"
-    ) else None
+    corrections = warehouse.query(
+        "SELECT mode, count(DISTINCT item_id) AS books, count(*) AS fields FROM metadata_corrections GROUP BY 1"
+    ) if warehouse.has_table("metadata_corrections") else None
     lines = ["\nMetadata: " + ", ".join(f"{r['books']} books {r['level']}" for r in levels.iter_rows(named=True))]
     if corrections is not None and corrections.height:
-        lines.append("Corrections: " + ", ".join(f"{r['n']} {r['mode']}" for r in corrections.iter_rows(named=True))
-                     + " (dry run unless MAMCRAWLER_WRITEBACK=1; see metadata_corrections)")
+        rows = corrections.rows(named=True)
+        summary = outcome_summary({r["mode"]: r["books"] for r in rows}, {r["mode"]: r["fields"] for r in rows})
+        lines.append(f"Corrections, all runs: {summary} (dry run unless MAMCRAWLER_WRITEBACK=1; see metadata_corrections)")
     return "\n".join(lines)
 
 

@@ -60,8 +60,8 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
 
 
 def _switch(env: Mapping[str, str], name: str) -> dict[str, str]:
-    """Keyless providers are on unless `name=0`; off means no URL, which skips them with a line."""
-    return {"base_url": ""} if name in env and not _flag(env, name) else {}
+    """Keyless providers are on unless `name=0`, which skips them with a line naming the switch."""
+    return {"switched_off_by": f"{name}={env[name]}"} if name in env and not _flag(env, name) else {}
 
 
 def enrichment_settings(env: Mapping[str, str]) -> EnrichmentSettings:

@@ -233,6 +233,7 @@ class MetadataProvider(ConfigurableResource):
     weight: float = Field(default=1.0, description="How much this provider's answers count in the consensus")
 
     daily_budget: int | None = Field(default=None, description="Requests allowed per UTC day (Google Books: about 1,000)")
+    switched_off_by: str = Field(default="", description="The setting that switched this provider off (e.g. MAMCRAWLER_AUDIBLE=0)")
 
     @property
     def provider_name(self) -> str:
@@ -241,10 +242,12 @@ class MetadataProvider(ConfigurableResource):
 
     @property
     def enabled(self) -> bool:
-        return bool(self.base_url)
+        return bool(self.base_url) and not self.switched_off_by
 
     @property
     def disabled_reason(self) -> str:
+        if self.switched_off_by:
+            return f"{self.provider_name}: switched off ({self.switched_off_by}), skipped"
         return f"{self.provider_name}: not configured (no URL), skipped"
 
     # Query parameters that carry secrets: never part of a cache key (a rotated key keeps the cache).

@@ -57,6 +57,11 @@ def _run(defs, job: str, instance: DagsterInstance, **kw) -> None:
     assert result.success, [e.message for e in result.all_events if e.is_failure]
 
 
+def _writeback_metadata(instance: DagsterInstance) -> dict:
+    """The latest write-back materialisation's metadata (one run records it for every bucket)."""
+    return instance.fetch_materializations(AssetKey("abs_metadata_writeback"), limit=1).records[0].asset_materialization.metadata
+
+
 def _user_edits(server: AbsServer, library_id: str) -> None:
     """Edits a user makes in ABS's web UI (the same PATCH it sends)."""
     by_title = {i["media"]["metadata"]["title"]: i for i in server.items(library_id)}
@@ -102,6 +107,7 @@ def test_refresh_and_writeback_keep_what_the_user_had_and_repeat_as_nothing(tmp_
     assert missing["position"].to_list() == [3.0], "the one gap of the owned positions 1, 2 and 4"
 
     _run(defs, "enrich_metadata", instance, tags=ALL)
+    first = _writeback_metadata(instance)
     after = _dump(abs_server, library_id)
     applied = store.read_table("metadata_corrections").filter(pl.col("mode") == "applied")
     assert applied.height, "confident corrections were sent"
@@ -138,5 +144,11 @@ def test_refresh_and_writeback_keep_what_the_user_had_and_repeat_as_nothing(tmp_
          run_config={"ops": {"book_metadata": {"config": {"refresh": True}}}})
     assert _dump(abs_server, library_id) == after
     assert store.read_table("metadata_corrections").height == sent_before
-    meta = instance.fetch_materializations(AssetKey("abs_metadata_writeback"), limit=1).records[0].asset_materialization.metadata
-    assert "applied" not in meta["books"].value
+    meta = _writeback_metadata(instance)
+    assert "applied" not in meta["books"].value and meta["summary"].value == "nothing to change"
+    # One unit per counter: the log, the materialisation and the CLI say books and fields alike.
+    books = applied["item_id"].n_unique()
+    assert first["summary"].value.startswith(f"applied: {books} books ({applied.height} fields)")
+    assert f"| applied | {books} |" in first["books"].value and f"| applied | {applied.height} |" in first["fields"].value
+    from pipelines.cli import _metadata_summary
+    assert f"applied: {books} books ({applied.height} fields)" in _metadata_summary(store)

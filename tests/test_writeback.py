@@ -10,6 +10,7 @@ from mamcrawler.writeback import (
     earlier_writes,
     merge_names,
     merge_series,
+    outcome_summary,
     plan_import_metadata,
     plan_writeback,
     survives_rescan,
@@ -152,3 +153,10 @@ def test_a_value_written_earlier_stands_unless_a_high_offer_outranks_it():
     assert body == {"subtitle": "Part One"}
     # Without earlier writes, the same offers are written.
     assert plan_writeback("t", current, [row("subtitle", "Part One", confidence="MEDIUM")], "LOW")[0] == {"subtitle": "Part One"}
+
+
+def test_outcomes_say_books_and_fields():
+    assert outcome_summary({"applied": 2, "unchanged": 1, "item no longer in ABS": 1}, {"applied": 10, "unchanged": 1}) == (
+        "applied: 2 books (10 fields); item no longer in ABS: 1 book; unchanged: 1 book (1 field)"
+    )
+    assert outcome_summary({}, {}) == "nothing to change"
