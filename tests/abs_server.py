@@ -3,8 +3,8 @@
 Built once by `shared/services/audiobookshelf/install.sh` (cached in ~/.cache/mamcrawler-abs;
 about 70 s the first time), started with its `start.sh` in its own process group on a free
 127.0.0.1 port, initialised over the API exactly as a user would (root user, login, an API
-key with `userId` and `isActive: true`) and stopped by killing that group (at session end,
-and by `atexit` if pytest is stopped before its teardown). One server serves the session;
+key with `userId` and `isActive: true`) and stopped by killing that group at session end; if pytest dies before its teardown
+(SIGTERM, SIGKILL), the kernel kills the server with it (PR_SET_PDEATHSIG). One server serves the session;
 under xdist each worker is a session of its own and so starts its own server (on first use)
 under its own temporary folder. Each test makes its own library over its own folder, so
 tests stay independent without paying ABS's start-up again.
@@ -16,8 +16,8 @@ with ID3 album/artist/TPE3-ish series tags.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
+import ctypes
 import os
 import secrets
 import shutil
@@ -60,6 +60,16 @@ def build() -> Path:
     return Path(done.stdout.strip().splitlines()[-1])
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when the process that started it dies.
+
+    start.sh execs node, and the setting survives exec, so a pytest killed before its
+    teardown leaves no ABS behind.
+    """
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 class AbsServer:
     """One running ABS with an admin API key; `api` calls it as that key."""
 
@@ -83,8 +93,8 @@ class AbsServer:
             self.process = subprocess.Popen(
                 ["bash", str(_service_dir() / "start.sh"), str(self.abs_dir), str(self.state), str(self.port)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
-        atexit.register(self.stop)  # a pytest stopped before its teardown leaves no server behind
         deadline = time.monotonic() + timeout_s
         while True:
             if self.process.poll() is not None:
