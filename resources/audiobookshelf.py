@@ -249,7 +249,11 @@ class AudiobookshelfResource(ConfigurableResource):
             return self._tasks(client)
 
     def _tasks(self, client: httpx.Client) -> list[dict[str, Any]]:
-        return self._call(client, LibraryFetch(), "GET", "/api/tasks").get("tasks") or []
+        body = self._call(client, LibraryFetch(), "GET", "/api/tasks")
+        tasks = body.get("tasks") if isinstance(body, dict) else None
+        if not isinstance(tasks, list):
+            raise AbsResponseError(f"ABS GET /api/tasks answered no task list: {str(body)[:200]}")
+        return tasks
 
     def wait_for_scan(
         self,
@@ -375,11 +379,14 @@ def library_scans(tasks: list[dict[str, Any]], library_id: str) -> list[dict[str
     of the first change: it may carry another library's id and still scan ours, so every
     watcher scan counts. Other tasks (backups, encodes, embeds) do not move items.
     """
+    def data(task: dict[str, Any]) -> dict[str, Any]:
+        return task["data"] if isinstance(task.get("data"), dict) else {}
+
     return [
         t for t in tasks
         if isinstance(t, dict) and not t.get("isFinished") and (
             t.get("action") == "watcher-scan"
-            or ((t.get("data") or {}).get("libraryId") == library_id and t.get("action") in (*SCAN_ACTIONS, None))
+            or (data(t).get("libraryId") == library_id and t.get("action") in (*SCAN_ACTIONS, None))
         )
     ]
 

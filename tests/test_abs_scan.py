@@ -4,9 +4,17 @@ from pathlib import PurePosixPath
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mamcrawler.importing import book_folder, place_files
-from resources.audiobookshelf import AbsAuthError, AbsLibraryNotFoundError, AbsResponseError, AudiobookshelfResource
+from resources.audiobookshelf import (
+    AbsAuthError,
+    AbsLibraryNotFoundError,
+    AbsResponseError,
+    AudiobookshelfResource,
+    library_scans,
+)
 from resources.replay.abs import AbsReplay, folder_metadata
 from resources.replay.recorded import load
 from tests.audio import write_test_mp3
@@ -186,8 +194,6 @@ def test_the_watcher_adds_the_book_and_its_scan_is_waited_for(tmp_path):
 
 
 def test_a_watcher_scan_labelled_with_another_library_still_counts():
-    from resources.audiobookshelf import library_scans
-
     tasks = [
         {"action": "watcher-scan", "data": {"libraryId": "other"}, "isFinished": False},
         {"action": "library-scan", "data": {"libraryId": "other"}, "isFinished": False},
@@ -196,6 +202,20 @@ def test_a_watcher_scan_labelled_with_another_library_still_counts():
         "garbage",
     ]
     assert [t["action"] for t in library_scans(tasks, LIBRARY)] == ["watcher-scan"]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12) | st.sampled_from(["watcher-scan", "library-scan", LIBRARY]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["action", "data", "libraryId", "isFinished", "x"]), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(st.lists(json_values, max_size=6))
+def test_library_scans_takes_any_task_list(tasks):
+    found = library_scans(tasks, LIBRARY)
+    assert all(isinstance(t, dict) and not t.get("isFinished") for t in found)
 
 
 def test_a_phrase_sequence_is_lost_on_a_rescan_and_the_import_edit_is_checked_after_it(tmp_path):
