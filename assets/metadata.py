@@ -204,7 +204,7 @@ def abs_metadata_writeback(
     # Books no provider answered for still get a phrase sequence rescued (see plan_writeback).
     groups.update({item_id: [] for item_id in snapshot if item_id not in groups and bucket_of(item_id) in buckets})
     done = store.read_optional("metadata_corrections")
-    ours = earlier_writes(done.to_dicts() if done is not None else [])
+    ours = earlier_writes(done.filter(pl.col("mode") == "applied").to_dicts() if done is not None else [])
     for item_id, offered in groups.items():
         if item_id not in snapshot:
             outcomes["item no longer in ABS"] += 1
