@@ -24,7 +24,7 @@ from mamcrawler.release_score import candidate_frame, choose_release, rank_relea
 from mamcrawler.torrents import InvalidTorrent, KeptTorrents, info_hash, magnet_info_hash
 from mamcrawler.warehouse import default_warehouse_path
 from mamcrawler.writeback import plan_import_metadata
-from resources.audiobookshelf import AbsError, AudiobookshelfResource
+from resources.audiobookshelf import AbsError, AbsScanTimeoutError, AudiobookshelfResource
 from resources.indexers import IndexerAuthError, IndexerNotConfiguredError, IndexerUnavailableError, open_indexers
 from resources.mam import MamError, MamResource
 from resources.profile import ProfileResource
@@ -540,17 +540,19 @@ def _import(request: dict, torrent, qbittorrent: QBittorrentResource, abs_client
     library_id, abs_folder = library
     abs_path = f"{abs_folder}/{folder.as_posix()}"
     try:
-        abs_client.scan_library(library_id)
-        if not abs_client.wait_for_scan(library_id):
-            raise _ImportProblem("abs_scan_timeout", "the ABS library scan did not finish in time", retry=ABS_RETRY)
-        item = abs_client.find_item_by_path(library_id, abs_path)
+        item = abs_client.scan_until_found(library_id, abs_path)
         if item is None:
-            raise _ImportProblem("abs_item_missing", f"ABS has no item at {abs_path} after the scan", retry=ABS_RETRY)
-        body = plan_import_metadata(request, item["media"]["metadata"])
-        if body:
-            abs_client.update_media(item["id"], body)
+            raise _ImportProblem("abs_item_missing", f"ABS has no item at {abs_path} after three scans", retry=ABS_RETRY)
+        body, item = abs_client.write_until_kept(
+            library_id, item, lambda metadata: plan_import_metadata(request, metadata), options.abs_settle_s
+        )
+    except AbsScanTimeoutError as exc:
+        raise _ImportProblem("abs_scan_timeout", str(exc), retry=ABS_RETRY) from None
     except AbsError as exc:
         raise _ImportProblem("abs_unavailable", str(exc), retry=ABS_RETRY) from None
+    if lost := plan_import_metadata(request, item["media"]["metadata"]):
+        raise _ImportProblem("abs_metadata_lost", f"ABS undid {', '.join(sorted(lost))} again after its rescan",
+                             retry=ABS_RETRY)
     return {
         "missing_id": request["missing_id"], "info_hash": request["info_hash"], "book": request["book"],
         "abs_item_id": item["id"], "abs_path": abs_path, "method": placement.method, "files": len(placement.files),

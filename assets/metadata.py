@@ -37,7 +37,7 @@ from mamcrawler.enrichment import (
 )
 from mamcrawler.figures import level_counts, levels_line
 from mamcrawler.library import Skipped, snapshot_rows
-from mamcrawler.writeback import current_values, plan_writeback
+from mamcrawler.writeback import current_values, earlier_writes, outcome_summary, plan_writeback
 from resources.audiobookshelf import AbsError, AudiobookshelfResource
 from resources.custom_provider import CustomProviders
 from resources.enrichment import EnrichmentSettings, collect_candidates
@@ -220,38 +220,45 @@ def abs_metadata_writeback(
     fields = fields.filter(pl.col("bucket").is_in(buckets)) if fields is not None else None
     mode = "applied" if enrichment.writeback_enabled else "dry_run"
     now = datetime.now(UTC)
-    rows, outcomes = [], Counter()
-    if fields is not None:
-        for (item_id,), group in fields.group_by("item_id", maintain_order=True):
-            if item_id not in snapshot:
-                outcomes["item no longer in ABS"] += 1
-                continue
-            body, corrections = plan_writeback(
-                item_id, current_values(snapshot[item_id]), group.to_dicts(), enrichment.writeback_min_confidence
-            )
-            if not body:
-                continue
-            outcome = mode
-            if enrichment.writeback_enabled:
-                try:
-                    # ABS replaces the whole series set: plan again on the item as it is now,
-                    # so nothing added in ABS since the snapshot is dropped.
-                    fresh = snapshot_rows([abs_client.get_item(item_id)], Skipped()).row(0, named=True)
-                    body, corrections = plan_writeback(
-                        item_id, current_values(fresh), group.to_dicts(), enrichment.writeback_min_confidence
-                    )
-                    if not body:
-                        continue
-                    outcome = "applied" if abs_client.update_media(item_id, body) else "unchanged"
-                except AbsError as exc:
-                    outcome = "failed"
-                    context.log.warning(f"{item_id}: {exc}")
-            outcomes[outcome] += 1
-            rows += [{**c.__dict__, "mode": outcome, "corrected_at": now} for c in corrections]
+    rows, outcomes, field_counts = [], Counter(), Counter()  # books and fields per outcome
+    groups = {item_id: group.to_dicts() for (item_id,), group in fields.group_by("item_id", maintain_order=True)} if (
+        fields is not None) else {}
+    # Books no provider answered for still get a phrase sequence rescued (see plan_writeback).
+    groups.update({item_id: [] for item_id in snapshot if item_id not in groups and bucket_of(item_id) in buckets})
+    done = store.read_optional("metadata_corrections")
+    ours = earlier_writes(done.filter(pl.col("mode") == "applied").to_dicts() if done is not None else [])
+    for item_id, offered in groups.items():
+        if item_id not in snapshot:
+            outcomes["item no longer in ABS"] += 1
+            continue
+        body, corrections = plan_writeback(
+            item_id, current_values(snapshot[item_id]), offered, enrichment.writeback_min_confidence, ours
+        )
+        if not body:
+            continue
+        outcome = mode
+        if enrichment.writeback_enabled:
+            try:
+                # ABS replaces the whole series set: plan again on the item as it is now,
+                # so nothing added in ABS since the snapshot is dropped.
+                fresh = snapshot_rows([abs_client.get_item(item_id)], Skipped()).row(0, named=True)
+                body, corrections = plan_writeback(
+                    item_id, current_values(fresh), offered, enrichment.writeback_min_confidence, ours
+                )
+                if not body:
+                    continue
+                outcome = "applied" if abs_client.update_media(item_id, body) else "unchanged"
+            except AbsError as exc:
+                outcome = "failed"
+                context.log.warning(f"{item_id}: {exc}")
+        outcomes[outcome] += 1
+        field_counts[outcome] += len(corrections)
+        rows += [{**c.__dict__, "mode": outcome, "corrected_at": now} for c in corrections]
     table = pl.DataFrame(rows, schema=CORRECTIONS_SCHEMA)
     if table.height:
         store.upsert("metadata_corrections", table, key=("item_id", "field", "corrected_at"))
-    context.log.info(f"write-back ({mode}): {dict(outcomes)}")
+    summary = outcome_summary(outcomes, field_counts)
+    context.log.info(f"write-back ({mode}): {summary}")
     for bucket in buckets:  # each partition's event shows its own corrections
         preview = ["item_id", "field", "old", "new", "provider", "confidence", "mode"]
         context.add_asset_metadata(table_metadata(_in_buckets(table, [bucket]), profile, preview), partition_key=bucket)
@@ -260,7 +267,9 @@ def abs_metadata_writeback(
             **table_metadata(table, profile, ["item_id", "field", "old", "new", "provider", "confidence", "mode"]),
             "mode": "dry run: nothing sent to ABS (set MAMCRAWLER_WRITEBACK=1 to apply)" if mode == "dry_run" else "applied to ABS",
             "min_confidence": enrichment.writeback_min_confidence,
-            "books": MetadataValue.md(counts_table(outcomes, "outcome")),
+            "summary": summary,
+            "books": MetadataValue.md(counts_table(outcomes, "outcome", unit="books")),
+            "fields": MetadataValue.md(counts_table(field_counts, "outcome", unit="fields")),
         }
     )
 

@@ -36,7 +36,8 @@ def markdown_table(frame: pl.DataFrame, limit: int = 10) -> str:
 
 
 def counts_table(counts: Mapping[str, int], key: str = "reason", unit: str = "count", keep_order: bool = False) -> str:
-    """A count per key, largest first (or in the given order, e.g. levels best first)."""
+    """A count per key, largest first (or in the given order, e.g. levels best first); `unit`
+    heads the number column ("books", "fields")."""
     if not counts:
         return "_none_"
     rows = list(counts.items()) if keep_order else sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))

@@ -96,6 +96,31 @@ def plain_text(html: str | None) -> str | None:
     return text or None
 
 
+_KEPT_TAG = re.compile(r"<(/?)(p|br|b|i|em|strong|ul|ol|li)\b[^<>]*?(/?)\s*>", re.IGNORECASE)
+_OTHER_TAG = re.compile(r"<!--.*?(?:-->|$)|</?[A-Za-z!][^<>]*>", re.DOTALL)
+_HIDDEN = re.compile(r"<\s*(script|style|iframe|object)\b.*?(?:<\s*/\s*\1\s*>|$)", re.IGNORECASE | re.DOTALL)
+
+
+def description_html(html: str | None) -> str | None:
+    """A provider's description with its formatting, as ABS keeps it: paragraphs, line breaks,
+    emphasis and lists stay (without attributes); every other tag, and what scripts and
+    styles hold, goes. Plain text stays plain text."""
+    if not html or not isinstance(html, str):
+        return None
+    if "<" not in html:
+        return plain_text(html)
+    kept: list[str] = []
+
+    def keep(match: re.Match[str]) -> str:
+        kept.append(f"<{match.group(1)}{match.group(2).lower()}{'/' if match.group(3) else ''}>")
+        return f"\x00{len(kept) - 1}\x00"
+
+    text = _OTHER_TAG.sub(" ", _KEPT_TAG.sub(keep, _HIDDEN.sub(" ", html.replace("\x00", ""))))
+    text = " ".join(text.replace("<", "&lt;").replace(">", "&gt;").split())
+    text = re.sub(r"\x00(\d+)\x00", lambda m: kept[int(m.group(1))], text)
+    return text if plain_text(text) else None
+
+
 def sanitise(candidate: Candidate, current_year: int = 2100) -> tuple[Candidate | None, list[str]]:
     """Drop absurd values; reject the candidate when it has no usable title.
 

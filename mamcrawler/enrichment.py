@@ -21,7 +21,7 @@ from typing import Any
 import polars as pl
 from rapidfuzz import fuzz
 
-from mamcrawler.candidates import Candidate, isbn13
+from mamcrawler.candidates import Candidate, isbn13, plain_text
 from mamcrawler.frames import frame_from_rows
 from mamcrawler.names import author_key, fold, series_key, title_key
 from mamcrawler.positions import number_value, parse_position
@@ -157,7 +157,9 @@ def field_key(name: str, value: Any) -> Any:
         return tuple(sorted(author_key(v) for v in value))
     if name == "genres":
         return tuple(sorted(fold(v) for v in value))
-    if name in ("title", "subtitle", "publisher", "language", "description"):
+    if name == "description":  # the same words, with or without HTML
+        return fold(plain_text(value))[:200]
+    if name in ("title", "subtitle", "publisher", "language"):
         return fold(value)[:200]
     if name == "duration_s":
         return round(float(value) / 60)  # minutes

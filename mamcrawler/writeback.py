@@ -1,20 +1,25 @@
 """Which enriched values go back to ABS, as one PATCH body per book.
 
-Rules from the recorded ABS 2.36 behaviour: `series` replaces the book's whole set, so
-the body always carries the memberships the book already has (a membership is never
-dropped); `sequence` must be a string; `publishedYear` is a string. Authors, narrators and
-descriptions are only filled when ABS has none: ABS makes a new author entity for every
-spelling, and a description is often the user's own.
+Rules from the real ABS 2.36 server (`shared/services/audiobookshelf/README.md`): `series`
+replaces the book's whole set, so the body always carries the memberships the book already
+has (a membership is never dropped); `sequence` must be a string, and one with a space or a
+"#" ("Book Three") does not survive ABS's next rescan of the item's `metadata.json` (it
+becomes a series "X #Book Three" without a position), so a known position is always sent
+as a numeric string; `genres` replaces the whole list, so it is sent merged; `publishedYear`
+is a string. Authors, narrators and descriptions are only filled when ABS has none: ABS
+makes a new author entity for every spelling, and a description is often the user's own.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from mamcrawler.enrichment import RANK, field_key
-from mamcrawler.names import series_key, title_key
+from mamcrawler.names import clean_text, clean_title, fold, series_key
 from mamcrawler.positions import format_position, parse_position
 
 ABS_FIELD = {
@@ -67,26 +72,51 @@ def _empty(value: Any) -> bool:
 
 
 def merge_series(current: tuple, offered: tuple) -> tuple:
-    """The book's memberships plus the offered ones it lacks; a missing position is filled."""
-    # The book's own entries stay as ABS has them ("3, Part 2" is not "3"); only what is
-    # added or filled is normalised.
-    merged = [[name, None if seq is None else str(seq)] for name, seq in current]
+    """The book's memberships plus the offered ones it lacks; a missing position is filled.
+
+    The book's own sequences stay as ABS has them ("1a", "3.0") unless ABS would lose them
+    on its next rescan; every added, filled or rescued one is an ABS-safe string.
+    """
+    merged = [[name, None if seq is None else (str(seq) if survives_rescan(str(seq)) else abs_sequence(seq))]
+              for name, seq in current]
     keys = {series_key(entry[0]): entry for entry in merged}
     for name, position in offered:
         entry = keys.get(series_key(name))
         if entry is None:
-            merged.append([name, _abs_sequence(position)])
+            merged.append([name, abs_sequence(position)])
             keys[series_key(name)] = merged[-1]
         elif entry[1] in (None, "") and position:
-            entry[1] = _abs_sequence(position)
+            entry[1] = abs_sequence(position)
     return tuple((name, seq) for name, seq in merged)
 
 
-def _abs_sequence(raw: Any) -> str | None:
-    if raw is None or raw == "":
+# ABS's `parseSeriesString` ("Name #seq" in metadata.json) keeps only a sequence of non-space, non-# characters.
+_SURVIVES = re.compile(r"[^#\s]+")
+
+
+def survives_rescan(sequence: str) -> bool:
+    """Does ABS read this sequence back from the item's metadata.json on a rescan?"""
+    return bool(_SURVIVES.fullmatch(sequence))
+
+
+def abs_sequence(raw: Any) -> str | None:
+    """The sequence to send ABS: a numeric string whenever the position is known ("Book Three"
+    -> "3", "Books 1-3" -> "1-3", "3, Part 2" -> "3,Part2"); an unreadable phrase as it is."""
+    if raw is None or str(raw).strip() == "":
         return None
     pos = parse_position(str(raw))
-    return format_position(pos.sort_key) if pos and pos.kind in ("main", "novella", "prequel") else str(raw)
+    if pos is None or pos.sort_key is None:
+        return str(raw).strip()
+    if pos.kind == "omnibus":
+        return f"{format_position(pos.lo)}-{format_position(pos.hi)}"
+    number = format_position(pos.sort_key)
+    return f"{number},Part{pos.part}" if pos.part is not None else number
+
+
+def merge_names(current: tuple, offered: tuple) -> tuple:
+    """Genres or tags: the book's own first, then the offered ones it lacks (ABS replaces the list)."""
+    have = {fold(v) for v in current}
+    return tuple(current) + tuple(v for v in dict.fromkeys(offered) if fold(v) not in have)
 
 
 def _to_abs(name: str, value: Any) -> Any:
@@ -99,10 +129,48 @@ def _to_abs(name: str, value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
+def earlier_writes(corrections: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[str, str]]:
+    """(item, field) -> (value sent, confidence) of the latest correction ABS applied.
+
+    `corrections` are `metadata_corrections` rows: `new` is the JSON sent to ABS.
+    """
+    latest: dict[tuple[str, str], tuple[Any, str, str]] = {}
+    for row in corrections:
+        if row.get("mode") != "applied":
+            continue
+        key = (row["item_id"], row["field"])
+        if key not in latest or row["corrected_at"] >= latest[key][0]:
+            latest[key] = (row["corrected_at"], row["new"], row["confidence"])
+    return {key: (new, confidence) for key, (_, new, confidence) in latest.items()}
+
+
+def _stands(name: str, old: Any, offered_confidence: str, ours: tuple[str, str] | None) -> bool:
+    """Is ABS's value one we wrote earlier, and the offer not a HIGH one above that write?
+
+    A write changes what providers are matched on next time (a filled subtitle or ISBN
+    finds another edition), so the next offer is partly our own doing: only a HIGH offer,
+    more certain than the write was, replaces it. Otherwise runs would flip the field.
+    """
+    if ours is None:
+        return False
+    sent, confidence = ours
+    value = json.loads(sent)
+    if name == "year":
+        value = int(value) if str(value).isdigit() else value
+    written = _from_json(name, json.dumps(value))
+    outranks = offered_confidence == "HIGH" and RANK[offered_confidence] > RANK[confidence]
+    return field_key(name, written) == field_key(name, old) and not outranks
+
+
 def plan_writeback(
-    item_id: str, current: dict[str, Any], fields: list[dict[str, Any]], min_confidence: str
+    item_id: str, current: dict[str, Any], fields: list[dict[str, Any]], min_confidence: str,
+    ours: dict[tuple[str, str], tuple[str, str]] | None = None,
 ) -> tuple[dict[str, Any], list[Correction]]:
-    """(PATCH `metadata` body, corrections) for one book; empty body when nothing to change."""
+    """(PATCH `metadata` body, corrections) for one book; empty body when nothing to change.
+
+    `ours` (`earlier_writes`) keeps a value an earlier run wrote (see `_stands`), so a
+    second run sends nothing new.
+    """
     body: dict[str, Any] = {}
     corrections: list[Correction] = []
     for row in fields:
@@ -111,11 +179,20 @@ def plan_writeback(
             continue
         offered = _from_json(name, row["value_json"])
         old = current.get(name)
+        if name not in ("series", "genres") and not _empty(old) and _stands(
+            name, old, row["confidence"], (ours or {}).get((item_id, name))
+        ):
+            continue
         if name == "series":
             new = merge_series(old or (), offered)
-            if [(series_key(n), s) for n, s in new] == [(series_key(n), None if s is None else str(s)) for n, s in (old or ())]:
+            if _same_series(new, old or ()):
                 continue
-            reason = "series memberships added or completed; existing ones kept"
+            reason = "series memberships added, completed or made numeric; existing ones kept"
+        elif name == "genres":
+            new = merge_names(old or (), offered)
+            if len(new) == len(old or ()):
+                continue
+            reason = "genres added; existing ones kept"
         else:
             if not _empty(old) and (name in FILL_ONLY or field_key(name, old) == field_key(name, offered)):
                 continue
@@ -128,19 +205,34 @@ def plan_writeback(
                 json.dumps(body[ABS_FIELD[name]], ensure_ascii=False), row["provider"], row["confidence"], reason,
             )
         )
+    rescued = merge_series(current.get("series") or (), ())
+    if "series" not in body and not _same_series(rescued, current.get("series") or ()):
+        body["series"] = _to_abs("series", rescued)
+        corrections.append(Correction(
+            item_id, "series", json.dumps(_to_abs("series", current["series"]), ensure_ascii=False),
+            json.dumps(body["series"], ensure_ascii=False), "mamcrawler", "HIGH",
+            "sequence written as a number: ABS loses a phrase sequence on its next rescan",
+        ))
     return body, corrections
+
+
+def _same_series(new: tuple, old: tuple) -> bool:
+    return [(series_key(n), s) for n, s in new] == [(series_key(n), None if s is None else str(s)) for n, s in old]
 
 
 def plan_import_metadata(wanted: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
     """The PATCH `metadata` body for a book just imported, from what we searched for.
 
     The same rules as enrichment write-back: the series set is merged (ABS replaces it
-    whole) with string sequences, authors and ASIN only fill what ABS left empty, and the
-    title is corrected only when ABS read a different one from the folder or the tags.
+    whole) with numeric string sequences, authors and ASIN only fill what ABS left empty.
+    The title is the wanted one without edition noise: ABS keeps what the tags say
+    ("Iron Gold (Unabridged)", "Iron Gold [MP3]"), which a folded comparison would call equal;
+    without a wanted title, ABS's own loses its noise.
     """
     body: dict[str, Any] = {}
-    if wanted.get("title") and title_key(metadata.get("title")) != title_key(wanted["title"]):
-        body["title"] = wanted["title"]
+    title = clean_title(wanted.get("title")) or clean_title(metadata.get("title"))
+    if title and clean_text(metadata.get("title")) != title:
+        body["title"] = title
     if wanted.get("author") and not metadata.get("authors"):
         body["authors"] = [{"name": wanted["author"]}]
     if wanted.get("series"):
@@ -151,3 +243,22 @@ def plan_import_metadata(wanted: dict[str, Any], metadata: dict[str, Any]) -> di
     if wanted.get("asin") and not metadata.get("asin"):
         body["asin"] = wanted["asin"]
     return body
+
+
+def _count(n: int, unit: str) -> str:
+    return f"{n} {unit}{'' if n == 1 else 's'}"
+
+
+def outcome_summary(books: Mapping[str, int], fields: Mapping[str, int]) -> str:
+    """Write-back outcomes with their units said: "applied: 2 books (10 fields)".
+
+    The one wording the run log, the materialisation and the CLI use: a PATCH is per book,
+    a correction per field, and a bare number cannot say which it counts.
+    """
+    if not books:
+        return "nothing to change"
+    parts = []
+    for outcome, n in sorted(books.items(), key=lambda kv: (-kv[1], kv[0])):
+        changed = fields.get(outcome, 0)
+        parts.append(f"{outcome}: {_count(n, 'book')}" + (f" ({_count(changed, 'field')})" if changed else ""))
+    return "; ".join(parts)

@@ -61,8 +61,8 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
 
 
 def _switch(env: Mapping[str, str], name: str) -> dict[str, str]:
-    """Keyless providers are on unless `name=0`; off means no URL, which skips them with a line."""
-    return {"base_url": ""} if name in env and not _flag(env, name) else {}
+    """Keyless providers are on unless `name=0`, which skips them with a line naming the switch."""
+    return {"switched_off_by": f"{name}={env[name]}"} if name in env and not _flag(env, name) else {}
 
 
 def enrichment_settings(env: Mapping[str, str]) -> EnrichmentSettings:
@@ -168,6 +168,7 @@ def acquisition_options(env: Mapping[str, str], demo: bool) -> AcquisitionOption
         abs_library_folder=env.get("MAMCRAWLER_ABS_LIBRARY_FOLDER", ""),
         download_path_map=env.get("MAMCRAWLER_DOWNLOAD_PATH_MAP", ""),
         torrent_dir=env.get("MAMCRAWLER_TORRENT_DIR", ""),
+        abs_settle_s=_number(env, "MAMCRAWLER_ABS_SETTLE_S", 15),
     )
 
 

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import Field
 
-from mamcrawler.candidates import BookQuery, Candidate, plain_text, year_of
+from mamcrawler.candidates import BookQuery, Candidate, description_html, year_of
 from mamcrawler.names import author_key, clean_text, clean_title, display_author, split_authors
 from mamcrawler.positions import parse_position
 from resources.metadata_provider import DailyBudget, MetadataProvider, ProviderSession, ProviderStats, ResponseCache
@@ -198,7 +198,7 @@ class AudibleProvider(MetadataProvider):
             # `thesaurus_subject_keywords` are store slugs ("literature-and-fiction"), not
             # genres; genres come from audnexus' category ladder instead.
             genres=(),
-            description=plain_text(summary),
+            description=description_html(summary),
             cover=_str(images.get("500")) if isinstance(images, dict) else None,
             duration_s=_seconds(product.get("runtime_length_min")),
             is_audiobook=True,

@@ -48,6 +48,10 @@ class AbsResponseError(AbsError):
     """ABS answered with an unexpected status or body."""
 
 
+class AbsScanTimeoutError(AbsError):
+    """A library scan (ours or the folder watcher's) did not end in time."""
+
+
 AUTH_HELP = (
     "ABS rejected the API key (HTTP 401). Create one in ABS under Settings -> API Keys "
     "(or POST /api/api-keys with \"isActive\": true: keys are created inactive by default) "
@@ -262,7 +266,11 @@ class AudiobookshelfResource(ConfigurableResource):
             return self._tasks(client)
 
     def _tasks(self, client: httpx.Client) -> list[dict[str, Any]]:
-        return self._call(client, LibraryFetch(), "GET", "/api/tasks").get("tasks") or []
+        body = self._call(client, LibraryFetch(), "GET", "/api/tasks")
+        tasks = body.get("tasks") if isinstance(body, dict) else None
+        if not isinstance(tasks, list):
+            raise AbsResponseError(f"ABS GET /api/tasks answered no task list: {str(body)[:200]}")
+        return tasks
 
     def wait_for_scan(
         self,
@@ -270,28 +278,88 @@ class AudiobookshelfResource(ConfigurableResource):
         timeout_s: float = 600,
         poll_s: float = 2.0,
         sleep: Callable[[float], None] = time.sleep,
+        quiet_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> bool:
-        """True once no unfinished `library-scan` task of the library is listed; False on timeout.
+        """True once no unfinished scan of the library is listed (for `quiet_s` in a row); False on timeout.
 
-        ABS registers the task before its scan endpoint answers, so a poll right after
-        `scan_library` already sees it.
+        Every scan counts (`library_scans`): a `library-scan` we asked for and the folder
+        watcher's own `watcher-scan`, which starts about 2 s after files appear and rescans a
+        new item about 10 s later. ABS registers a scan task before its scan endpoint answers,
+        so a poll right after `scan_library` already sees it.
         """
-        deadline = time.monotonic() + timeout_s
+        deadline = clock() + timeout_s
+        quiet_since: float | None = None
         with self._client() as client:
             while True:
-                running = [
-                    t
-                    for t in self._tasks(client)
-                    if t.get("action") == "library-scan"
-                    and (t.get("data") or {}).get("libraryId") == library_id
-                    and not t.get("isFinished")
-                ]
-                if not running:
+                now = clock()
+                running = library_scans(self._tasks(client), library_id)
+                quiet_since = None if running else (now if quiet_since is None else quiet_since)
+                if quiet_since is not None and now - quiet_since >= quiet_s:
                     return True
-                left = deadline - time.monotonic()
+                left = deadline - now
                 if left <= 0:
                     return False
                 sleep(min(poll_s, left))
+
+    def scan_until_found(
+        self,
+        library_id: str,
+        path: str,
+        attempts: int = 3,
+        timeout_s: float = 600,
+        poll_s: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> dict[str, Any] | None:
+        """The expanded item at `path` after scanning; None when `attempts` scans did not bring it.
+
+        ABS ignores a scan asked while one runs (200 "OK", "Already scanning" in its log): a
+        folder placed meanwhile is not in that scan. So the library's tasks are waited out
+        first, the folder watcher may already have added the item, and a scan that did not
+        bring it is asked again. Raises `AbsScanTimeoutError` when the library never goes idle.
+        """
+        for _ in range(attempts):
+            if not self.wait_for_scan(library_id, timeout_s, poll_s, sleep):
+                raise AbsScanTimeoutError(f"ABS was still scanning library {library_id} after {timeout_s:.0f} s")
+            if (item := self.find_item_by_path(library_id, path)) is not None:
+                return item
+            self.scan_library(library_id)
+            if not self.wait_for_scan(library_id, timeout_s, poll_s, sleep):
+                raise AbsScanTimeoutError(f"the ABS scan of library {library_id} did not finish in {timeout_s:.0f} s")
+            if (item := self.find_item_by_path(library_id, path)) is not None:
+                return item
+        return None
+
+    def write_until_kept(
+        self,
+        library_id: str,
+        item: dict[str, Any],
+        plan: Callable[[dict[str, Any]], dict[str, Any]],
+        settle_s: float,
+        rounds: int = 2,
+        timeout_s: float = 600,
+        poll_s: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(first body sent, the item as ABS holds it once settled) for `plan(metadata)` edits.
+
+        ABS's folder watcher rescans a new item about 10 s after its files appear, from the
+        item's `metadata.json`, and may undo an edit made before it: the item is read back
+        only once the library has shown no scan for `settle_s`, and written again (up to
+        `rounds` times) while `plan` still finds something to change. The caller decides
+        whether what is still missing then is a failure.
+        """
+        written: dict[str, Any] = {}
+        for _ in range(rounds):
+            body = plan(item["media"]["metadata"])
+            if not body:
+                break
+            self.update_media(item["id"], body)
+            written = written or body
+            if not self.wait_for_scan(library_id, timeout_s, poll_s, sleep, quiet_s=settle_s):
+                raise AbsScanTimeoutError(f"ABS library {library_id} did not settle within {timeout_s:.0f} s after the edit")
+            item = self.get_item(item["id"])
+        return written, item
 
     def find_item_by_path(self, library_id: str, path: str) -> dict[str, Any] | None:
         """The expanded item whose folder is `path` (as ABS sees it, e.g. "/audiobooks/Author/Title").
@@ -332,6 +400,29 @@ def _paging_stop(new_ids: int, pages_read: int, page_size: int, reported: int | 
     if pages_read * page_size > expected * (1 + TOTAL_MARGIN) + page_size:
         return f"ABS kept sending pages past the {expected} items it reported, paging stopped"
     return None
+
+
+SCAN_ACTIONS = ("library-scan", "watcher-scan")
+
+
+def library_scans(tasks: list[dict[str, Any]], library_id: str) -> list[dict[str, Any]]:
+    """The unfinished tasks that may change `library_id`'s items.
+
+    A `library-scan` names its library in `data.libraryId`. ABS keeps one pending
+    `watcher-scan` for every file change until its 10 s delay ends, labelled with the library
+    of the first change: it may carry another library's id and still scan ours, so every
+    watcher scan counts. Other tasks (backups, encodes, embeds) do not move items.
+    """
+    def data(task: dict[str, Any]) -> dict[str, Any]:
+        return task["data"] if isinstance(task.get("data"), dict) else {}
+
+    return [
+        t for t in tasks
+        if isinstance(t, dict) and not t.get("isFinished") and (
+            t.get("action") == "watcher-scan"
+            or (data(t).get("libraryId") == library_id and t.get("action") in (*SCAN_ACTIONS, None))
+        )
+    ]
 
 
 def _path_key(path: str) -> str:

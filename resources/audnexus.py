@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import Field
 
-from mamcrawler.candidates import BookQuery, Candidate, plain_text, year_of
+from mamcrawler.candidates import BookQuery, Candidate, description_html, year_of
 from mamcrawler.names import clean_text
 from resources.audible import REGION_TLDS, VALID_ASIN, language_name, people
 from resources.metadata_provider import (
@@ -99,7 +99,7 @@ class AudnexusProvider(MetadataProvider):
             asin=_str(book.get("asin")),
             language=language_name(book.get("language")),
             genres=tuple(clean_text(g["name"]) for g in genres if g.get("type") == "genre"),
-            description=plain_text(_str(book.get("summary")) or _str(book.get("description"))),
+            description=description_html(_str(book.get("summary")) or _str(book.get("description"))),
             cover=_str(book.get("image")),
             duration_s=runtime * 60 if has_runtime else None,
             is_audiobook=True,

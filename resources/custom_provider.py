@@ -24,7 +24,7 @@ import httpx
 from dagster import Config, ConfigurableResource
 from pydantic import Field, model_validator
 
-from mamcrawler.candidates import BookQuery, Candidate, plain_text, year_of
+from mamcrawler.candidates import BookQuery, Candidate, description_html, year_of
 from mamcrawler.names import clean_text, split_authors
 from resources.metadata_provider import MetadataProvider, ProviderError, ProviderResponseError, ProviderSession
 from resources.replay.custom_provider import REPLAY_AUTH, CustomProviderReplay
@@ -258,7 +258,7 @@ def parse_match(match: Any, provider: str) -> Candidate:
         asin=text["asin"].upper() if text["asin"] else None,
         language=text["language"],
         genres=tag_list(match.get("genres")),
-        description=plain_text(description) if isinstance(description, str) else None,
+        description=description_html(description) if isinstance(description, str) else None,
         cover=text["cover"] if text["cover"] and text["cover"].startswith("http") else None,
         duration_s=minutes * 60 if minutes is not None else None,
         is_audiobook=minutes is not None or text["narrator"] is not None,

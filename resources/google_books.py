@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import Field
 
-from mamcrawler.candidates import BookQuery, Candidate, isbn13, plain_text, year_of
+from mamcrawler.candidates import BookQuery, Candidate, description_html, isbn13, year_of
 from resources.metadata_provider import (
     MetadataProvider,
     ProviderAuthError,
@@ -87,7 +87,7 @@ def volume_candidate(volume: dict[str, Any], provider: str = "google") -> Candid
         isbn=ids.get("ISBN_13") or ids.get("ISBN_10"),
         language=language_name(info.get("language")),
         genres=tuple(info.get("categories") or ()),
-        description=plain_text(info.get("description")),
+        description=description_html(info.get("description")),
         cover=cover.replace("http://", "https://", 1) if cover else None,
         is_audiobook=False,
         extra=extra,

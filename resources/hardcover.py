@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import Field
 
-from mamcrawler.candidates import BookQuery, Candidate, isbn13, plain_text, year_of
+from mamcrawler.candidates import BookQuery, Candidate, description_html, isbn13, year_of
 from mamcrawler.names import clean_text, title_key
 from mamcrawler.positions import format_position, parse_position
 from resources.metadata_provider import (
@@ -448,7 +448,7 @@ def book_candidate(
         asin=str(asin).upper() if asin else None,
         language=((main.get("language") or {}).get("language")) or None,
         genres=_genres(book.get("cached_tags")),
-        description=plain_text(doc.get("description")),
+        description=description_html(doc.get("description")),
         cover=_image_url(book.get("cached_image")),
         duration_s=float(audio["audio_seconds"]) if audio and audio.get("audio_seconds") else None,
         is_audiobook=audio is not None,

@@ -246,6 +246,7 @@ class MetadataProvider(ConfigurableResource):
     unreachable_after: int = Field(
         default=5, ge=1, description="Connection failures in a row after which the provider is skipped for the run"
     )
+    switched_off_by: str = Field(default="", description="The setting that switched this provider off (e.g. MAMCRAWLER_AUDIBLE=0)")
 
     @property
     def provider_name(self) -> str:
@@ -254,10 +255,12 @@ class MetadataProvider(ConfigurableResource):
 
     @property
     def enabled(self) -> bool:
-        return bool(self.base_url)
+        return bool(self.base_url) and not self.switched_off_by
 
     @property
     def disabled_reason(self) -> str:
+        if self.switched_off_by:
+            return f"{self.provider_name}: switched off ({self.switched_off_by}), skipped"
         return f"{self.provider_name}: not configured (no URL), skipped"
 
     # Query parameters that carry secrets: never part of a cache key (a rotated key keeps the cache).

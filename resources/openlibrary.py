@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import Field
 
-from mamcrawler.candidates import BookQuery, Candidate, isbn13, plain_text
+from mamcrawler.candidates import BookQuery, Candidate, description_html, isbn13
 from resources.metadata_provider import (
     MetadataProvider,
     ProviderError,
@@ -118,7 +118,7 @@ def author_ids(doc: dict[str, Any]) -> dict[str, str]:
 def _description(raw: Any) -> str | None:
     if isinstance(raw, dict):
         raw = raw.get("value")
-    return plain_text(raw) if isinstance(raw, str) else None
+    return description_html(raw) if isinstance(raw, str) else None
 
 
 class OpenLibraryProvider(MetadataProvider):

@@ -47,6 +47,10 @@ class AcquisitionOptions(ConfigurableResource):
     download_path_map: str = Field(default="", description="qbittorrent_prefix=local_prefix when qBittorrent sees other paths")
     duration_tolerance: float = Field(default=0.15, ge=0, description="Allowed runtime difference, as a fraction")
     torrent_dir: str = Field(default="", description="Where fetched .torrent files are kept; default data/torrents")
+    abs_settle_s: float = Field(
+        default=15.0, ge=0, description="Quiet seconds ABS must show after an import before the item is checked "
+        "(its folder watcher rescans a new item about 10 s after the files appear)",
+    )
 
     def preferences(self, user_is_vip: bool) -> ReleasePreferences:
         return ReleasePreferences(

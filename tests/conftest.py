@@ -30,3 +30,12 @@ def require_binary(path: str, package: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def abs_server(tmp_path_factory):
+    """One real ABS for the session (tests/abs_server.py); each test makes its own library."""
+    from tests.abs_server import running_abs
+
+    with running_abs(tmp_path_factory.mktemp("abs-server")) as server:
+        yield server

@@ -4,9 +4,17 @@ from pathlib import PurePosixPath
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mamcrawler.importing import book_folder, place_files
-from resources.audiobookshelf import AbsAuthError, AbsLibraryNotFoundError, AbsResponseError, AudiobookshelfResource
+from resources.audiobookshelf import (
+    AbsAuthError,
+    AbsLibraryNotFoundError,
+    AbsResponseError,
+    AudiobookshelfResource,
+    library_scans,
+)
 from resources.replay.abs import AbsReplay, folder_metadata
 from resources.replay.recorded import load
 from tests.audio import write_test_mp3
@@ -154,3 +162,106 @@ def test_folder_parsing_matches_what_abs_read_from_folder_only_books(item):
     if not item["relPath"].startswith("Frank Herbert/"):  # there the title tag wins over the folder
         assert parsed["title"] == meta["title"]
     assert parsed["authors"] == [a["name"] for a in meta["authors"]] or item["relPath"].startswith("Terry Pratchett & ")
+
+
+def test_a_scan_asked_while_one_runs_is_ignored_and_asked_again(tmp_path):
+    """ABS answers 200 "OK" and does nothing; the folder placed meanwhile needs its own scan."""
+    library_dir = tmp_path / "audiobooks"
+    replay = AbsReplay(token=TOKEN, library_dir=library_dir, scan_polls=2)
+    with serve(replay) as url:
+        abs_ = client(url, page_size=10)
+        abs_.scan_library(LIBRARY)  # somebody else's scan is running
+        path = place_book(library_dir, tmp_path, "James S. A. Corey", EXPANSE_SERIES, "3", "Abaddon's Gate")
+        abs_.scan_library(LIBRARY)
+        assert replay.ignored_scans == 1
+        assert abs_.wait_for_scan(LIBRARY, sleep=lambda _: None)
+        assert abs_.find_item_by_path(LIBRARY, path) is None  # the running scan did not see it
+        item = abs_.scan_until_found(LIBRARY, path, sleep=lambda _: None)
+    assert item is not None and item["path"] == path
+    assert replay.requests.count(f"POST /api/libraries/{LIBRARY}/scan") == 3
+
+
+def test_the_watcher_adds_the_book_and_its_scan_is_waited_for(tmp_path):
+    library_dir = tmp_path / "audiobooks"
+    replay = AbsReplay(token=TOKEN, library_dir=library_dir, watcher=True, watcher_polls=2)
+    with serve(replay) as url:
+        abs_ = client(url, page_size=10)
+        path = place_book(library_dir, tmp_path, "James S. A. Corey", EXPANSE_SERIES, "3", "Abaddon's Gate")
+        assert [t["action"] for t in abs_.tasks()] == ["watcher-scan"]
+        item = abs_.scan_until_found(LIBRARY, path, sleep=lambda _: None)
+    assert item is not None and item["media"]["metadata"]["series"][0]["sequence"] == "3"
+    assert f"POST /api/libraries/{LIBRARY}/scan" not in replay.requests  # the watcher's scan was enough
+
+
+def test_a_watcher_scan_labelled_with_another_library_still_counts():
+    tasks = [
+        {"action": "watcher-scan", "data": {"libraryId": "other"}, "isFinished": False},
+        {"action": "library-scan", "data": {"libraryId": "other"}, "isFinished": False},
+        {"action": "library-scan", "data": {"libraryId": LIBRARY}, "isFinished": True},
+        {"action": "embed-metadata", "data": {"libraryItemId": "x"}, "isFinished": False},
+        "garbage",
+    ]
+    assert [t["action"] for t in library_scans(tasks, LIBRARY)] == ["watcher-scan"]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12) | st.sampled_from(["watcher-scan", "library-scan", LIBRARY]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["action", "data", "libraryId", "isFinished", "x"]), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(st.lists(json_values, max_size=6))
+def test_library_scans_takes_any_task_list(tasks):
+    found = library_scans(tasks, LIBRARY)
+    assert all(isinstance(t, dict) and not t.get("isFinished") for t in found)
+
+
+def test_a_phrase_sequence_is_lost_on_a_rescan_and_the_import_edit_is_checked_after_it(tmp_path):
+    """The watcher rescans a new item from its metadata.json after our edit: a phrase does
+    not survive that, a numeric string does; write_until_kept reads the item after it."""
+    library_dir = tmp_path / "audiobooks"
+    replay = AbsReplay(token=TOKEN, library_dir=library_dir, scan_polls=0, watcher=True, watcher_polls=2)
+    with serve(replay) as url:
+        abs_ = client(url, page_size=10)
+        path = place_book(library_dir, tmp_path, "Pierce Brown", "Red Rising", None, "Golden Son")
+        abs_.scan_library(LIBRARY)  # ours adds the item before the watcher's rescan
+        item = abs_.find_item_by_path(LIBRARY, path)
+
+        def wants(sequence):
+            def plan(metadata):
+                wanted = [{"name": "Red Rising", "sequence": sequence}]
+                return {} if [(s["name"], s["sequence"]) for s in metadata["series"]] == [("Red Rising", sequence)] else {
+                    "series": wanted}
+            return plan
+
+        def forced_rescan():
+            httpx.post(f"{url}/api/libraries/{LIBRARY}/scan", params={"force": 1},
+                       headers={"Authorization": f"Bearer {TOKEN}"}).raise_for_status()
+            abs_.wait_for_scan(LIBRARY, sleep=lambda _: None)
+            return [(s["name"], s["sequence"]) for s in abs_.get_item(item["id"])["media"]["metadata"]["series"]]
+
+        # The watcher's rescan undid the first write; the second lasted only until the next rescan.
+        written, after = abs_.write_until_kept(LIBRARY, item, wants("Book Two"), settle_s=0, sleep=lambda _: None)
+        assert written == {"series": [{"name": "Red Rising", "sequence": "Book Two"}]}
+        assert replay.requests.count(f"PATCH /api/items/{item['id']}/media") == 2
+        assert forced_rescan() == [("Red Rising #Book Two", None)]
+        # A numeric string survives every rescan.
+        written, after = abs_.write_until_kept(LIBRARY, after, wants("2"), settle_s=0, sleep=lambda _: None)
+        assert written == {"series": [{"name": "Red Rising", "sequence": "2"}]}
+        assert forced_rescan() == [("Red Rising", "2")]
+
+
+def test_patch_answers_the_non_expanded_item_and_an_empty_batch_is_refused():
+    replay = AbsReplay(token=TOKEN)
+    item_id = replay.items[0]["id"]
+    with serve(replay) as url, httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+        changed = http.patch(f"/api/items/{item_id}/media", json={"metadata": {"genres": ["Military"]}}).json()
+        same = http.patch(f"/api/items/{item_id}/media", json={"metadata": {"genres": ["Military"]}}).json()
+        empty = http.post("/api/items/batch/get", json={})
+    assert changed["updated"] is True and "updated" not in same
+    media = changed["libraryItem"]["media"]
+    assert sorted(media) == ["audioFiles", "chapters", "coverPath", "ebookFile", "id", "libraryItemId", "metadata", "tags"]
+    assert "authorName" not in media["metadata"] and "seriesName" not in media["metadata"]
+    assert (empty.status_code, empty.headers["content-type"], empty.text) == (403, "text/html; charset=utf-8", "Invalid payload")

@@ -129,6 +129,8 @@ def test_production_provider_settings_from_the_environment():
     resources = build_definitions(Profile("production", "test"), env=env).resources
     assert resources["hardcover"].weight == 0.5 and resources["hardcover"].token == EnvVar("HARDCOVER_TOKEN")
     assert not resources["openlibrary"].enabled and resources["audible"].enabled
+    # Switched off is said as such, not as a missing URL.
+    assert resources["openlibrary"].disabled_reason == "openlibrary: switched off (MAMCRAWLER_OPENLIBRARY=0), skipped"
     server = resources["custom_providers"].servers[0]
     assert (server.name, server.weight, server.auth) == ("goodreads", 0.7, EnvVar("CUSTOM_PROVIDER_AUTH_GOODREADS"))
     assert not build_definitions(Profile("production", "test"), env={}).resources["hardcover"].enabled

@@ -5,7 +5,10 @@ The JSON files beside this module were recorded from a real ABS 2.36.0 server (s
 a client: Bearer auth with a plain-text 401 that has no Content-Type, 0-based `page` +
 `limit` (`offset` ignored, non-numeric values coerced to 0, negative or fractional ones
 a 400 text/html), `total` in every list response, minified list items, expanded items
-from `POST /api/items/batch/get`, and "Library not found" for an unknown library.
+from `POST /api/items/batch/get` (403 "Invalid payload" without ids), "Library not found"
+for an unknown library, and what the real server showed (`shared/services/audiobookshelf/
+README.md`): a scan asked while one runs is ignored, the folder watcher's own
+`watcher-scan`, a phrase sequence lost on a rescan, and the non-expanded PATCH answer.
 
 It is an `httpx` handler, so the demo profile runs the real client in-process through
 `httpx.MockTransport`, and tests serve the very same handler on a loopback port.
@@ -154,15 +157,60 @@ def _envelope(name: str) -> httpx.Response:
     return envelope(_load(name))
 
 
+def _json(body: Any) -> httpx.Response:
+    """A 200 JSON answer with ABS's (express's) Content-Type."""
+    return httpx.Response(200, headers={"Content-Type": "application/json; charset=utf-8"}, content=json.dumps(body).encode())
+
+
 def minify(item: dict[str, Any]) -> dict[str, Any]:
     """The list-endpoint shape of an expanded item: series only inside `seriesName`."""
-    out = {k: v for k, v in item.items() if k not in ("media", "libraryFiles")}
+    out = {k: v for k, v in item.items() if k not in ("media", "libraryFiles", "lastScan", "scanVersion")}
     meta = dict(item["media"]["metadata"])
     meta.pop("authors", None)
+    meta.pop("descriptionPlain", None)
+    meta.pop("narrators", None)  # only `narratorName` in a list
     series = meta.pop("series", None) or []
     meta.setdefault("authorName", ", ".join(a["name"] for a in item["media"]["metadata"].get("authors") or []))
     meta.setdefault("seriesName", ", ".join(f"{s['name']} #{s['sequence']}" if s.get("sequence") else s["name"] for s in series))
-    out["media"] = {"id": item["media"].get("id"), "metadata": meta, "duration": item["media"].get("duration")}
+    out["media"] = {
+        **{k: item["media"].get(k) for k in _LIST_MEDIA}, "metadata": meta, "tags": list(item["media"].get("tags") or []),
+    }
+    return out
+
+
+_LIST_MEDIA = ("id", "coverPath", "duration", "numAudioFiles", "numChapters", "numTracks", "size")
+# `toOldJSON()`: what PATCH /api/items/:id/media answers (seen on the real 2.36.0 server).
+_OLD_MEDIA = ("id", "libraryItemId", "metadata", "coverPath", "tags", "audioFiles", "chapters", "ebookFile")
+_OLD_METADATA = (
+    "title", "subtitle", "authors", "narrators", "series", "genres", "publishedYear", "publishedDate", "publisher",
+    "description", "isbn", "asin", "language", "explicit", "abridged",
+)
+
+
+def non_expanded(item: dict[str, Any]) -> dict[str, Any]:
+    """The non-expanded item PATCH answers: no `authorName`/`seriesName`, no tracks or sizes."""
+    out = {k: copy.deepcopy(v) for k, v in item.items() if k not in ("media", "numFiles", "size")}
+    media = item["media"]
+    out["media"] = {k: copy.deepcopy(media.get(k)) for k in _OLD_MEDIA}
+    out["media"]["metadata"] = {k: copy.deepcopy(media["metadata"].get(k)) for k in _OLD_METADATA}
+    return out
+
+
+def rescanned_series(series: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What ABS makes of a book's series when it rescans the item from its metadata.json.
+
+    metadata.json stores "Name #sequence"; ABS's parseSeriesString reads back only a
+    sequence without spaces or "#", so "Book Two" becomes a series "Name #Book Two" with
+    no sequence (a series of its own).
+    """
+    out = []
+    for entry in series:
+        sequence = entry.get("sequence")
+        if sequence and not re.fullmatch(r"[^#\s]+", sequence):
+            name = f"{entry['name']} #{sequence}"
+            out.append({"id": f"series-{name.lower()}", "name": name, "sequence": None})
+        else:
+            out.append(dict(entry))
     return out
 
 
@@ -173,8 +221,13 @@ class AbsReplay:
     `omit_total` reproduces a scan in progress (no `total`); `lose_items` drops that many
     items from the listing while `total` still counts them; `fail_first` answers that many
     requests with 503 first. `library_dir` is the local folder standing for the folder of
-    the first library (`/audiobooks`): a scan of that library adds each new book folder in
-    it as an item once `scan_polls` polls of `GET /api/tasks` have shown the running task.
+    the first library (`/audiobooks`): a scan of that library adds each book folder that was
+    there when it started as an item once `scan_polls` polls of `GET /api/tasks` have
+    shown the running task; a scan asked while one runs is ignored, as ABS ignores it.
+    With `watcher`, a new book folder starts a `watcher-scan` task that lasts
+    `watcher_polls` polls and then adds the book and rescans the items of its folders from
+    what ABS stored (a phrase sequence is lost, see `rescanned_series`); a forced scan
+    (`?force=1`) rescans every item that way.
     """
 
     def __init__(
@@ -187,6 +240,8 @@ class AbsReplay:
         fail_first: int = 0,
         library_dir: Path | None = None,
         scan_polls: int = 2,
+        watcher: bool = False,
+        watcher_polls: int = 3,
     ) -> None:
         self.token = token
         self.libraries = _load("libraries.json")["libraries"]
@@ -198,7 +253,12 @@ class AbsReplay:
         self.requests: list[str] = []
         self.library_dir = library_dir
         self.scan_polls = scan_polls
-        self._scans: dict[str, dict[str, Any]] = {}  # library id -> running task and polls left
+        self._scans: dict[str, dict[str, Any]] = {}  # library id -> running task, polls left, folders it sees
+        self.watcher = watcher
+        self.watcher_polls = watcher_polls
+        self._watched: set[str] = set(_book_folders(library_dir)) if (watcher and library_dir) else set()
+        self._watch_task: dict[str, Any] | None = None  # the pending watcher-scan, its polls left and folders
+        self.ignored_scans = 0  # scans asked while one ran ("Already scanning" in ABS's log)
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(f"{request.method} {request.url.path}")
@@ -208,31 +268,37 @@ class AbsReplay:
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return _envelope("error_invalid_token.json")
         path = request.url.path.removeprefix("/audiobookshelf")
+        self._watch()
         if request.method == "GET" and path == "/api/libraries":
-            return httpx.Response(200, json={"libraries": self.libraries})
+            return _json({"libraries": self.libraries})
         if request.method == "GET" and (m := re.fullmatch(r"/api/libraries/([^/]+)/items", path)):
             return self._items(m.group(1), request.url.params)
         if request.method == "POST" and path == "/api/items/batch/get":
             ids = json.loads(request.content or b"{}").get("libraryItemIds") or []
-            return httpx.Response(200, json={"libraryItems": [copy.deepcopy(self.by_id[i]) for i in ids if i in self.by_id]})
+            if not ids:
+                return httpx.Response(403, headers={"Content-Type": "text/html; charset=utf-8"}, text="Invalid payload")
+            return _json({"libraryItems": [copy.deepcopy(self.by_id[i]) for i in ids if i in self.by_id]})
         if request.method == "PATCH" and (m := re.fullmatch(r"/api/items/([^/]+)/media", path)):
             return self._patch_media(m.group(1), json.loads(request.content or b"{}"))
         if request.method == "GET" and (m := re.fullmatch(r"/api/items/([^/]+)", path)):
             item = self.by_id.get(m.group(1))
-            return httpx.Response(200, json=item) if item else _envelope("error_missing_item.json")
+            return _json(item) if item else _envelope("error_missing_item.json")
         if request.method == "POST" and (m := re.fullmatch(r"/api/libraries/([^/]+)/scan", path)):
-            return self._scan(m.group(1))
+            return self._scan(m.group(1), force=request.url.params.get("force") in ("1", "true"))
         if request.method == "GET" and path == "/api/tasks":
             return self._tasks()
         return httpx.Response(404, headers={"Content-Type": "text/html; charset=utf-8"}, text=f"Cannot {request.method} {path}")
 
-    def _scan(self, library_id: str) -> httpx.Response:
-        """"OK" at once; the scan "runs" for the next `scan_polls` task polls. A scan
-        requested while one runs joins it (ABS logs "Already scanning")."""
+    def _scan(self, library_id: str, force: bool = False) -> httpx.Response:
+        """"OK" at once; the scan "runs" for the next `scan_polls` task polls and adds the
+        book folders there at its start. A scan requested while one runs is ignored (ABS
+        answers "OK" and logs "Already scanning"): a folder placed meanwhile waits."""
         library = next((lib for lib in self.libraries if lib["id"] == library_id), None)
         if library is None:
             return _envelope("error_missing_library.json")
-        if library_id not in self._scans:
+        if library_id in self._scans:
+            self.ignored_scans += 1
+        else:
             task = copy.deepcopy(_load("tasks_during_scan.json")["tasks"][0])
             task.update(
                 id=str(uuid.uuid4()),
@@ -241,7 +307,8 @@ class AbsReplay:
                 startedAt=int(time.time() * 1000),
             )
             task["data"].update(libraryId=library_id, libraryName=library["name"], libraryMediaType=library["mediaType"])
-            self._scans[library_id] = {"task": task, "polls_left": self.scan_polls}
+            folders = set(_book_folders(self.library_dir)) if self.library_dir else set()
+            self._scans[library_id] = {"task": task, "polls_left": self.scan_polls, "folders": folders, "force": force}
             if self.scan_polls <= 0:
                 self._finish_scan(library_id)
         return _envelope("scan_trigger.json")
@@ -254,23 +321,75 @@ class AbsReplay:
                 listed.append(copy.deepcopy(scan["task"]))
             else:
                 self._finish_scan(library_id)
-        return httpx.Response(200, json={"tasks": listed} if listed else _load("tasks_after_scan.json"))
+        if (watch := self._watch_task) is not None:
+            if watch["polls_left"] > 0:
+                watch["polls_left"] -= 1
+                listed.append(copy.deepcopy(watch["task"]))
+            else:
+                self._watch_task = None
+                self._add_books(watch["folders"], rescan=True)
+        return _json({"tasks": listed} if listed else _load("tasks_after_scan.json"))
+
+    def _watch(self) -> None:
+        """The folder watcher: a new book folder starts (or joins) the pending `watcher-scan`."""
+        if not self.watcher or self.library_dir is None:
+            return
+        new = set(_book_folders(self.library_dir)) - self._watched
+        if not new:
+            return
+        self._watched |= new
+        if self._watch_task is None:
+            library = self.libraries[0]
+            task = copy.deepcopy(_load("tasks_during_scan.json")["tasks"][0])
+            task.update(
+                id=str(uuid.uuid4()), action="watcher-scan", title=f'Scanning file changes in "{library["name"]}"',
+                titleKey="MessageTaskScanningFileChanges", titleSubs=[library["name"]], startedAt=int(time.time() * 1000),
+                data={"libraryId": library["id"], "libraryName": library["name"]},
+            )
+            self._watch_task = {"task": task, "polls_left": self.watcher_polls, "folders": set()}
+        else:  # ABS restarts its pending delay on every change
+            self._watch_task["polls_left"] = self.watcher_polls
+        self._watch_task["folders"] |= new
 
     def _finish_scan(self, library_id: str) -> None:
-        """New book folders under `library_dir` become items (only for the first library)."""
-        self._scans.pop(library_id, None)
-        library = self.libraries[0]
-        if self.library_dir is None or library_id != library["id"]:
+        """The book folders seen at the scan's start become items (only for the first library)."""
+        scan = self._scans.pop(library_id, None) or {}
+        if library_id != self.libraries[0]["id"]:
             return
+        if scan.get("force"):
+            for item in self.items:
+                if item.get("libraryId") == library_id:
+                    self._rescan(item)
+        self._add_books(scan.get("folders") or set(), rescan=False)
+
+    def _add_books(self, folders: set[str], rescan: bool) -> None:
+        """Folders of `library_dir` become items; with `rescan`, items already there are re-read."""
+        if self.library_dir is None:
+            return
+        library = self.libraries[0]
         folder = library["folders"][0]
-        known = {i.get("path") for i in self.items}
+        by_path = {i.get("path"): i for i in self.items}
         newest = max((i.get("addedAt") or 0 for i in self.items), default=0)
         now = max(int(time.time() * 1000), newest + 1)  # recorded clocks may run ahead of ours
         for rel, files in _book_folders(self.library_dir).items():
-            if f"{folder['fullPath']}/{rel}" not in known:
-                item = self._new_item(library_id, folder, self.library_dir / rel, rel, files, now)
+            if rel not in folders:
+                continue
+            known = by_path.get(f"{folder['fullPath']}/{rel}")
+            if known is None:
+                item = self._new_item(library["id"], folder, self.library_dir / rel, rel, files, now)
                 self.items.append(item)
                 self.by_id[item["id"]] = item
+            elif rescan:
+                self._rescan(known)
+
+    @staticmethod
+    def _rescan(item: dict[str, Any]) -> None:
+        """Re-read an item from its metadata.json (see `rescanned_series`)."""
+        meta = item["media"]["metadata"]
+        meta["series"] = rescanned_series(meta.get("series") or [])
+        meta["seriesName"] = ", ".join(
+            f"{s['name']} #{s['sequence']}" if s["sequence"] else s["name"] for s in meta["series"]
+        )
 
     def _new_item(
         self, library_id: str, folder: dict[str, Any], local: Path, rel: str, files: list[str], now: int
@@ -357,8 +476,9 @@ class AbsReplay:
         if library_id not in {lib["id"] for lib in self.libraries}:
             return _envelope("error_missing_library.json")
         limit, page = self._int_param(params, "limit"), self._int_param(params, "page")
-        if limit is None or page is None:
-            return _envelope("error_bad_page_negative.json")
+        for name, value in (("limit", limit), ("page", page)):
+            if value is None:  # ABS checks limit first and names the parameter
+                return envelope(_load("error_bad_page_negative.json"), body=f"Invalid request. {name} must be a positive integer")
         listed = [i for i in self.items if i.get("libraryId") == library_id]
         total = len(listed)
         if self.lose_items:
@@ -383,7 +503,7 @@ class AbsReplay:
             body["sortBy"] = sort
         if self.omit_total:
             del body["total"]
-        return httpx.Response(200, json=body)
+        return _json(body)
 
     def _patch_media(self, item_id: str, body: dict[str, Any]) -> httpx.Response:
         """ABS 2.36 semantics: `series` is the complete new set (matched by name,
@@ -413,10 +533,10 @@ class AbsReplay:
         if "tags" in body and item["media"].get("tags") != body["tags"]:
             item["media"]["tags"] = body["tags"]
             changed = True
-        answer: dict[str, Any] = {"libraryItem": copy.deepcopy(item)}
+        answer: dict[str, Any] = {"libraryItem": non_expanded(item)}
         if changed:
             answer = {"updated": True, **answer}
-        return httpx.Response(200, json=answer)
+        return _json(answer)
 
     @staticmethod
     def _int_param(params: httpx.QueryParams, name: str) -> int | None:
