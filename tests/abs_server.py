@@ -33,13 +33,19 @@ import pytest
 
 from tests.servers import free_port
 
-SERVICE = Path(__file__).resolve().parents[1].parent / "shared" / "services" / "audiobookshelf"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "services" / "audiobookshelf"
+# A copy of that folder (upstream tarball and its scripts, unmodified), for a clone that has no
+# shared/ beside it: CI and fresh machines.
+VENDORED = Path(__file__).resolve().parent / "abs_service"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mamcrawler-abs"
 
 
 def _service_dir() -> Path:
-    """The shared service folder: beside the repo (worktrees) or named by MAMCRAWLER_ABS_SERVICE."""
-    return Path(os.environ.get("MAMCRAWLER_ABS_SERVICE") or SERVICE)
+    """The service folder: named by MAMCRAWLER_ABS_SERVICE, else shared/ beside the repo, else
+    the copy in tests/abs_service."""
+    if os.environ.get("MAMCRAWLER_ABS_SERVICE"):
+        return Path(os.environ["MAMCRAWLER_ABS_SERVICE"])
+    return SHARED if (SHARED / "install.sh").exists() else VENDORED
 
 
 def unavailable(message: str) -> None:
