@@ -51,7 +51,8 @@ def collect_candidates(
             asked = [q for q in asked if q.asin]
         tracker.start(provider.provider_name, len(asked))
         got, provider_stats, provider_errors = provider.enrich(
-            asked, cache, budget, progress=lambda done, s, name=provider.provider_name: log(tracker.update(name, done, s.requests, s.cache_hits))
+            asked, cache, budget, progress=lambda done, s, name=provider.provider_name: log(tracker.update(name, done, s.requests, s.cache_hits)),
+            log=log,
         )
         for item_id, candidates in got.items():
             found[item_id].extend(candidates)

@@ -311,9 +311,11 @@ class MetadataProvider(ConfigurableResource):
         budget: DailyBudget | None = None,
         progress: Callable[[int, ProviderStats], None] = lambda done, stats: None,
         progress_every_s: float = 20.0,
+        log: Callable[[str], None] = lambda line: None,
     ) -> tuple[dict[str, list[Candidate]], ProviderStats, list[str]]:
         """Search every query, `concurrency` at a time; returns candidates per item, stats, errors.
-        `progress(books done, stats)` is called at least every `progress_every_s` and at the end.
+        `progress(books done, stats)` is called at least every `progress_every_s` and at the end;
+        `log` gets the one line that says the provider was given up as unreachable.
 
         A spent quota, rejected credentials or an unreachable provider stop this provider for
         the rest of the run (the other items stay pending for the next run); any other error
@@ -339,7 +341,7 @@ class MetadataProvider(ConfigurableResource):
                     stats.skip(type(exc).__name__)
                     errors.append(str(exc))
                     if isinstance(exc, ProviderUnreachableError):
-                        progress(session.give_up())
+                        log(session.give_up())
                 return
             except ProviderError as exc:
                 stats.add(errors=1)

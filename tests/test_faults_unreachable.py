@@ -63,7 +63,7 @@ def test_an_unreachable_provider_is_given_up_once_its_books_stay_pending_and_its
         url = closed_port_url() if where == "refused" else dropping
         google = GoogleBooksProvider(base_url=url, backoff_s=0.01, requests_per_second=1000, daily_budget=1000)
         budget, lines = DailyBudget(None), []
-        found, stats, errors = google.enrich(queries(500), budget=budget, progress=lines.append)
+        found, stats, errors = google.enrich(queries(500), budget=budget, log=lines.append)
     assert found == {} and budget.used["google"] == 0
     assert stats.requests <= google.unreachable_after + google.concurrency  # not 500 x (1 + retries)
     assert len(errors) == 1 and "connection failures in a row" in errors[0]
