@@ -20,11 +20,13 @@ import httpx
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from resources.fixed import FixedConfig
 from resources.http import send_with_retries
 from resources.replay.abs import AbsReplay
+from resources.secrets import ScrubbedError, excerpt, register, scrubbed_json
 
 
-class AbsError(Exception):
+class AbsError(ScrubbedError):
     """Base class: anything that stops a library snapshot."""
 
 
@@ -69,7 +71,7 @@ class LibraryFetch:
     warnings: list[str] = field(default_factory=list)
 
 
-class AudiobookshelfResource(ConfigurableResource):
+class AudiobookshelfResource(FixedConfig, ConfigurableResource):
     """Reads every book library (or `library_ids`) of one ABS server."""
 
     base_url: str = Field(description="ABS server URL, e.g. http://127.0.0.1:13378")
@@ -86,6 +88,7 @@ class AudiobookshelfResource(ConfigurableResource):
 
     @contextlib.contextmanager
     def _client(self) -> Iterator[httpx.Client]:
+        register(self.api_key)
         with httpx.Client(
             base_url=self.base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {self.api_key}", "Accept": "application/json"},
@@ -118,16 +121,16 @@ class AudiobookshelfResource(ConfigurableResource):
         if response.status_code == 404 and path.startswith("/api/items/"):
             raise AbsItemNotFoundError(f"ABS has no item at {path}")
         if response.status_code >= 400:
-            raise AbsResponseError(f"{what} answered HTTP {response.status_code}: {response.text[:200]}")
+            raise AbsResponseError(f"{what} answered HTTP {response.status_code}: {excerpt(response.text)}")
         return response
 
     def _call(self, client: httpx.Client, stats: LibraryFetch, method: str, path: str, **kwargs: Any) -> Any:
         """`_send` for endpoints that answer JSON."""
         response = self._send(client, stats, method, path, **kwargs)
         try:
-            return response.json()
+            return scrubbed_json(response)
         except ValueError:
-            raise AbsResponseError(f"ABS {method} {path} did not answer JSON: {response.text[:200]}") from None
+            raise AbsResponseError(f"ABS {method} {path} did not answer JSON: {excerpt(response.text)}") from None
 
     def _select_libraries(self, client: httpx.Client, stats: LibraryFetch) -> list[dict[str, Any]]:
         libraries = self._call(client, stats, "GET", "/api/libraries").get("libraries") or []
