@@ -1,12 +1,8 @@
 """`mamcrawler ui`: no other web page can drive it, its own pages still can, and it stops
 cleanly on SIGTERM and SIGINT when a script starts it in the background with setsid."""
 
-import contextlib
 import json
-import os
-import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -14,17 +10,13 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from bench.fault_cases.security import LAUNCH, RUNS, graphql, stop_ui, ui_in_background, ui_processes
 from pipelines.ui import allowed_hosts, refusal
 from tests.conftest import require_binary
-from tests.servers import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 HOSTS = allowed_hosts("127.0.0.1", 3000)
-SELECTOR = '{repositoryLocationName: "mamcrawler", repositoryName: "__repository__", jobName: "refresh_library"}'
-LAUNCH = f'mutation {{ launchRun(executionParams: {{selector: {SELECTOR}, mode: "default"}}) {{ __typename }} }}'
-RUNS = "{ runsOrError { ... on Runs { results { runId jobName } } } }"
 BACKFILLS = "{ partitionBackfillsOrError { ... on PartitionBackfills { results { id status } } } }"
 
 
@@ -71,54 +63,6 @@ def test_only_the_bound_address_is_answered_off_loopback():
 
 # --- the real thing ----------------------------------------------------------------------------
 
-def _processes_of(session: int) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(fields[3]) == session:  # field 6 of stat: the session id
-                    found.add(int(entry.name))
-    return found
-
-
-@contextlib.contextmanager
-def ui_in_background(tmp_path: Path):
-    """`setsid mamcrawler ui &` from a script (SIGINT arrives ignored); yields (url, pid, tmpdir)."""
-    home, scratch = tmp_path / "dagster_home", tmp_path / "tmp"
-    home.mkdir()
-    scratch.mkdir()
-    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
-    port = free_port()
-    log = tmp_path / "ui.log"
-    script = tmp_path / "start.sh"
-    script.write_text(f"setsid {ROOT}/.venv/bin/mamcrawler ui --port {port} >{log} 2>&1 &\necho $!\n")
-    env = {**os.environ, "DAGSTER_HOME": str(home), "TMPDIR": str(scratch)}
-    pid = int(subprocess.run(["bash", str(script)], cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while not _graphql(url, "{ assetNodes { id } }", quiet=True):
-            assert time.monotonic() < deadline and Path(f"/proc/{pid}").exists(), log.read_text()[-3000:]
-            time.sleep(1)
-        yield url, pid, scratch
-    finally:
-        if Path(f"/proc/{pid}").exists():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-
-
-def _graphql(url: str, query: str, variables: dict | None = None, quiet: bool = False) -> dict:
-    try:
-        answer = httpx.post(f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=30).json()
-    except (httpx.HTTPError, ValueError):
-        if quiet:
-            return {}
-        raise
-    data = answer.get("data") or {}
-    return data if all(data.values()) else {}
-
-
 @pytest.mark.service
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_the_ui_stops_cleanly_when_started_in_the_background(tmp_path, stop):
@@ -126,17 +70,10 @@ def test_the_ui_stops_cleanly_when_started_in_the_background(tmp_path, stop):
         status = Path(f"/proc/{pid}/status").read_text()
         caught = int(next(line for line in status.splitlines() if line.startswith("SigCgt")).split()[1], 16)
         assert caught & (1 << (signal.SIGINT - 1)) and caught & (1 << (signal.SIGTERM - 1))
-        tree = _processes_of(pid)
-        daemon = int((tmp_path / "ui.log").read_text().split("daemon pid ")[1].split(")")[0])
-        tree |= {daemon} | _processes_of(daemon)
+        tree = ui_processes(tmp_path, pid)
         assert len(tree) >= 4  # the UI, its code server, the daemon and the daemon's code server
         assert any(scratch.iterdir())  # the code servers' sockets live there while it runs
-        os.kill(pid, stop)
-        deadline = time.monotonic() + 60
-        while any(Path(f"/proc/{p}").exists() for p in tree) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        left = [p for p in tree if Path(f"/proc/{p}").exists()]
-        assert not left, f"still running: {left}"
+        assert stop_ui(pid, tree, stop) == []
         assert list(scratch.iterdir()) == []  # no temporary folder left behind
         assert "Dagster UI stopped" in (tmp_path / "ui.log").read_text()
         with pytest.raises(httpx.HTTPError):
@@ -178,7 +115,7 @@ def test_another_origin_cannot_launch_but_the_ui_itself_can(tmp_path):
             page.goto(f"{evil}/")
             page.wait_for_function("document.title === 'done'", timeout=30_000)
             time.sleep(2)
-            assert _graphql(ui, RUNS)["runsOrError"]["results"] == []  # nothing was launched
+            assert graphql(ui, RUNS)["runsOrError"]["results"] == []  # nothing was launched
 
             # The UI's own page: a launch with run config that points ABS elsewhere is refused...
             page.goto(f"{ui}/runs")
@@ -198,11 +135,11 @@ def test_another_origin_cannot_launch_but_the_ui_itself_can(tmp_path):
             answer = page.evaluate(launch, [backfill, {}])
             assert answer["data"]["launchPartitionBackfill"]["__typename"] == "LaunchBackfillSuccess", answer
             browser.close()
-        runs = _graphql(ui, RUNS)["runsOrError"]["results"]
+        runs = graphql(ui, RUNS)["runsOrError"]["results"]
         assert [r["jobName"] for r in runs] == ["refresh_library"]
         # The daemon runs: it picks the backfill up and launches its run.
         deadline = time.monotonic() + 120
-        while len(_graphql(ui, RUNS)["runsOrError"]["results"]) < 2 and time.monotonic() < deadline:
+        while len(graphql(ui, RUNS)["runsOrError"]["results"]) < 2 and time.monotonic() < deadline:
             time.sleep(2)
-        assert len(_graphql(ui, RUNS)["runsOrError"]["results"]) >= 2
-        assert len(_graphql(ui, BACKFILLS)["partitionBackfillsOrError"]["results"]) == 1
+        assert len(graphql(ui, RUNS)["runsOrError"]["results"]) >= 2
+        assert len(graphql(ui, BACKFILLS)["partitionBackfillsOrError"]["results"]) == 1

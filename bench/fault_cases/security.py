@@ -12,8 +12,10 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
@@ -21,7 +23,7 @@ import httpx
 
 from bench.fault_cases import CANARIES, FaultResult, canary_environment, secrets_found
 from mamcrawler.importing import PlacementError, UnsafeName, place_files
-from tests.servers import serve
+from tests.servers import free_port, serve
 
 ROOT = Path(__file__).resolve().parents[2]
 PROVIDER_CANARY = CANARIES["HARDCOVER_TOKEN"]  # sent as a custom provider's Authorization
@@ -206,6 +208,106 @@ def stolen_login_record(work: Path) -> FaultResult:
                        detail=f"record written: {bool(text)}; unkeyed hash in it: {offline_checkable}; key file 0600: {private}")
 
 
+# --- the UI ---------------------------------------------------------------------------------
+
+SELECTOR = '{repositoryLocationName: "mamcrawler", repositoryName: "__repository__", jobName: "refresh_library"}'
+LAUNCH = f'mutation {{ launchRun(executionParams: {{selector: {SELECTOR}, mode: "default"}}) {{ __typename }} }}'
+
+
+def processes_of(session: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[3]) == session:  # field 6 of stat: the session id
+                    found.add(int(entry.name))
+    return found
+
+
+@contextlib.contextmanager
+def ui_in_background(tmp_path: Path):
+    """`setsid mamcrawler ui &` from a script (SIGINT arrives ignored); yields (url, pid, tmpdir)."""
+    home, scratch = tmp_path / "dagster_home", tmp_path / "tmp"
+    home.mkdir()
+    scratch.mkdir()
+    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
+    port = free_port()
+    log = tmp_path / "ui.log"
+    script = tmp_path / "start.sh"
+    script.write_text(f"setsid {ROOT}/.venv/bin/mamcrawler ui --port {port} >{log} 2>&1 &\necho $!\n")
+    env = {"MAMCRAWLER_WAREHOUSE": str(tmp_path / "data" / "warehouse.duckdb"), **os.environ,
+           "DAGSTER_HOME": str(home), "TMPDIR": str(scratch)}
+    pid = int(subprocess.run(["bash", str(script)], cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while not graphql(url, "{ assetNodes { id } }", quiet=True):
+            if time.monotonic() > deadline or not Path(f"/proc/{pid}").exists():
+                raise RuntimeError("mamcrawler ui did not start:\n" + log.read_text()[-3000:])
+            time.sleep(1)
+        yield url, pid, scratch
+    finally:
+        if Path(f"/proc/{pid}").exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def graphql(url: str, query: str, variables: dict | None = None, quiet: bool = False) -> dict:
+    try:
+        answer = httpx.post(f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=30).json()
+    except (httpx.HTTPError, ValueError):
+        if quiet:
+            return {}
+        raise
+    data = answer.get("data") or {}
+    return data if all(data.values()) else {}
+
+
+RUNS = "{ runsOrError { ... on Runs { results { runId jobName } } } }"
+
+
+def ui_processes(work: Path, pid: int) -> set[int]:
+    """The UI, the daemon it started and everything in their sessions (code servers)."""
+    daemon = int((work / "ui.log").read_text().split("daemon pid ")[1].split(")")[0])
+    return {pid, daemon} | processes_of(pid) | processes_of(daemon)
+
+
+def stop_ui(pid: int, tree: set[int], signum: int, timeout_s: float = 60) -> list[int]:
+    """Send `signum` to the UI; the processes of `tree` still running after `timeout_s`."""
+    os.kill(pid, signum)
+    deadline = time.monotonic() + timeout_s
+    while any(Path(f"/proc/{p}").exists() for p in tree) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return [p for p in tree if Path(f"/proc/{p}").exists()]
+
+
+def ui_cross_site_then_sigterm(work: Path) -> FaultResult:
+    """Requests as another page's would arrive (an <img>, a form, a no-cors fetch, DNS
+    rebinding, a bare GET mutation): all refused, no run launched; then SIGTERM stops the
+    whole tree and leaves no temporary file."""
+    with ui_in_background(work) as (url, pid, scratch):
+        port = url.rsplit(":", 1)[1]
+        tree = ui_processes(work, pid)
+        page = {"Origin": "http://localhost:1", "Sec-Fetch-Site": "same-site"}
+        attempts = [
+            httpx.get(f"{url}/graphql", params={"query": LAUNCH}, headers=page),
+            httpx.get(f"{url}/graphql", params={"query": LAUNCH}),
+            httpx.post(f"{url}/graphql", params={"query": LAUNCH}, content="x=y",
+                       headers={**page, "Content-Type": "application/x-www-form-urlencoded"}),
+            httpx.post(f"{url}/graphql", content=json.dumps({"query": LAUNCH}), headers={**page, "Content-Type": "text/plain"}),
+            httpx.post(f"{url}/graphql", json={"query": LAUNCH}, headers={"Host": f"rebound.example:{port}"}),
+        ]
+        refused = sum(r.status_code == 403 for r in attempts)
+        runs = len(graphql(url, RUNS)["runsOrError"]["results"])
+        left = stop_ui(pid, tree, signal.SIGTERM)
+        leftovers = list(scratch.iterdir())
+    return FaultResult("security: UI cross-site requests, then SIGTERM", hung=bool(left),
+                       survived=refused == len(attempts) and runs == 0 and not left and not leftovers,
+                       detail=f"{refused}/{len(attempts)} refused, {runs} runs launched, {len(left)} processes left "
+                       f"of {len(tree)}, {len(leftovers)} temporary files left")
+
+
 # --- hostile downloads -------------------------------------------------------------------
 
 def _download(work: Path) -> tuple[Path, Path, Path]:
@@ -300,6 +402,6 @@ DOWNLOAD_CASES = [
     same_size_other_content,
 ]
 CASES = [
-    echoing_abs, echoing_provider_and_mam, run_config_redirects_abs, demo_dry_run_off, stolen_login_record,
+    ui_cross_site_then_sigterm, echoing_abs, echoing_provider_and_mam, run_config_redirects_abs, demo_dry_run_off, stolen_login_record,
     *DOWNLOAD_CASES,
 ]
