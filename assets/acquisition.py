@@ -1,7 +1,9 @@
 """Group `acquisition`: releases for the missing books, downloads in qBittorrent, imports into ABS."""
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
@@ -14,9 +16,12 @@ from mamcrawler.identity import matched_candidates, owned_matches
 from mamcrawler.importing import (
     AUDIO_EXTENSIONS,
     PlacementError,
+    UnsafeDownload,
     UnsafeName,
     book_folder,
     check_audio,
+    check_download,
+    is_file,
     place_files,
     safe_relative,
 )
@@ -505,6 +510,17 @@ def _book_folder(request: dict) -> PurePosixPath:
         return PurePosixPath("Unknown Author", request["missing_id"])
 
 
+@contextlib.contextmanager
+def _placement_problems() -> Iterator[None]:
+    """A download that must never be placed is unusable; other placement failures are retried."""
+    try:
+        yield
+    except UnsafeDownload as exc:
+        raise _ImportProblem("unsafe_download", str(exc), retry=None) from None
+    except PlacementError as exc:
+        raise _ImportProblem("placement", str(exc), retry=NO_WAIT) from None
+
+
 def _import(request: dict, torrent, qbittorrent: QBittorrentResource, abs_client: AudiobookshelfResource,
             options: AcquisitionOptions, library: tuple[str, str], now) -> dict:
     if torrent is None:
@@ -519,12 +535,14 @@ def _import(request: dict, torrent, qbittorrent: QBittorrentResource, abs_client
         raise _ImportProblem("qbittorrent_unavailable", str(exc), retry=NO_WAIT) from None
     base = Path(options.local_path(torrent.save_path))
     keep = [(base / name, rel) for name, rel in names if rel.suffix.lower().lstrip(".") in _KEEP]
-    if any(not source.is_file() for source, _ in keep):
+    if any(not is_file(source) for source, _ in keep):
         raise _ImportProblem("files_not_found", f"the downloaded files are not under {base} on this machine "
                              "(is MAMCRAWLER_DOWNLOAD_PATH_MAP right?)", retry=NO_WAIT)
     if any(not os.access(source, os.R_OK) for source, _ in keep):
         raise _ImportProblem("permission", f"permission denied reading the downloads under {base}: run MAMCRAWLER as a "
                              "user that can read qBittorrent's files", retry=NO_WAIT)
+    with _placement_problems():  # links are refused before anything reads them
+        check_download(keep, root=base)
     check = check_audio([base / name for name, _ in names], request["expected_duration_s"], tolerance=options.duration_tolerance)
     if not check.ok:
         raise _ImportProblem("audio_check" if check.audio_files else "not_audio", check.reason or "audio check failed", retry=None)
@@ -533,10 +551,8 @@ def _import(request: dict, torrent, qbittorrent: QBittorrentResource, abs_client
     if len(tops) == 1 and all(len(rel.parts) > 1 for _, rel in keep):
         keep = [(src, rel.relative_to(next(iter(tops)))) for src, rel in keep]
     folder = _book_folder(request)
-    try:
-        placement = place_files(keep, Path(options.library_dir) / folder)
-    except PlacementError as exc:
-        raise _ImportProblem("placement", str(exc), retry=NO_WAIT) from None
+    with _placement_problems():
+        placement = place_files(keep, Path(options.library_dir) / folder, owner=request["info_hash"], root=base)
     library_id, abs_folder = library
     abs_path = f"{abs_folder}/{folder.as_posix()}"
     try:

@@ -10,9 +10,12 @@ ignores every path with a component starting with ".") and renamed into place at
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import os
 import re
 import shutil
+import stat
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -27,6 +30,11 @@ class UnsafeName(ValueError):
 
 class PlacementError(Exception):
     """The files could not be placed; the message says why and what was left behind."""
+
+
+class UnsafeDownload(PlacementError):
+    """A download holds something that must never be placed: a symbolic link, a file with
+    other hard links, something that is not a regular file. Trying again cannot help."""
 
 
 # Characters Windows/SMB (and shells) choke on, with readable stand-ins.
@@ -181,7 +189,11 @@ _WHAT_WENT_WRONG = {
 
 
 def _copy_file(source: Path, target: Path) -> None:
-    shutil.copy2(source, target)
+    """Copy content and times; O_NOFOLLOW: a source swapped for a link since the check fails."""
+    fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as src, open(target, "wb") as out:
+        shutil.copyfileobj(src, out, 1 << 20)
+    shutil.copystat(source, target, follow_symlinks=False)
 
 
 def _same_filesystem(sources: list[Path], destination: Path) -> bool:
@@ -193,18 +205,95 @@ def _same_filesystem(sources: list[Path], destination: Path) -> bool:
     return all(source.stat().st_dev == device for source in sources)
 
 
+def _digest(path: Path) -> bytes:
+    digest = hashlib.sha256()
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.digest()
+
+
 def _identical(source: Path, target: Path) -> bool:
-    a, b = source.stat(), target.stat()
-    return os.path.samestat(a, b) or a.st_size == b.st_size
+    """The same file, or a regular file of the same content (a hash, never just the size)."""
+    a, b = source.lstat(), target.lstat()
+    if not stat.S_ISREG(b.st_mode):
+        return False
+    return os.path.samestat(a, b) or (a.st_size == b.st_size and _digest(source) == _digest(target))
 
 
-def place_files(sources: list[tuple[Path, PurePosixPath]], destination: Path) -> Placement:
+# Every book folder we build holds this (ABS ignores dot-names): an existing folder without
+# it, or with another owner's, is never merged into.
+MARKER = ".mamcrawler-import.json"
+
+
+def is_file(path: Path) -> bool:
+    """`Path.is_file` that answers False instead of raising (a name over the length limit)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+def _check_source(src: Path, rel: PurePosixPath, root: Path | None) -> os.stat_result:
+    """The source's own status; refuses links (never followed) and anything but a regular file."""
+    if root is not None:
+        try:
+            inner = src.relative_to(root)
+        except ValueError:
+            raise UnsafeDownload(f"'{rel}' is not inside the download folder {root}") from None
+        for depth in range(1, len(inner.parts)):
+            if (root / PurePosixPath(*inner.parts[:depth])).is_symlink():
+                raise UnsafeDownload(f"'{rel}' lies in a folder that is a symbolic link; links in a download are never followed")
+    try:
+        info = src.lstat()
+    except FileNotFoundError:
+        raise PlacementError(f"source files are gone: {src}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise UnsafeDownload(f"'{rel}' is a symbolic link; links in a download are never followed")
+    if not stat.S_ISREG(info.st_mode):
+        raise UnsafeDownload(f"'{rel}' is not a regular file")
+    return info
+
+
+def check_download(sources: list[tuple[Path, PurePosixPath]], root: Path | None = None) -> list[os.stat_result]:
+    """Refuse a download holding links or special files before anything reads it (a link to
+    /dev/zero would keep an audio check busy forever); the status of each source."""
+    try:
+        return [_check_source(src, rel, root) for src, rel in sources]
+    except OSError as exc:
+        raise PlacementError(f"{_reason(exc)} while reading the download") from None
+
+
+def place_files(
+    sources: list[tuple[Path, PurePosixPath]], destination: Path, owner: str = "", root: Path | None = None
+) -> Placement:
     """Put each source file at `destination/<relative path>`: hardlinked on the same file
     system (the torrent keeps its files and keeps seeding), copied otherwise.
 
-    Placing the same files again is a no-op; a destination holding different files is
-    refused; after a failure nothing this call created is left behind.
+    `owner` names the import (its info-hash; default: the sources themselves); `root` is the
+    download folder, every folder below which is checked not to be a link. Placing the same
+    files again for the same owner is a no-op or completes them; a folder that exists without
+    our marker or with another owner's is never merged into; a symbolic link, a file with
+    other hard links or anything but a regular file is refused (`UnsafeDownload`); every OS
+    error is a `PlacementError` with its reason; after a failure nothing this call created is
+    left behind.
     """
+    try:
+        return _place_files(sources, destination, owner, root)
+    except OSError as exc:
+        raise PlacementError(f"{_reason(exc)} while placing into {destination}: nothing was placed") from None
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno == errno.ENAMETOOLONG:
+        return "a file name or the path is over the file system's length limit"
+    return _WHAT_WENT_WRONG.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+
+
+def _place_files(
+    sources: list[tuple[Path, PurePosixPath]], destination: Path, owner: str, root: Path | None
+) -> Placement:
     if destination.exists() and not destination.is_dir():
         raise PlacementError(f"{destination} exists and is not a folder; not overwriting it")
     if not sources:
@@ -215,18 +304,28 @@ def place_files(sources: list[tuple[Path, PurePosixPath]], destination: Path) ->
             raise UnsafeName(f"{str(rel)!r} is not a safe relative path")
     if len(set(rels)) != len(rels):
         raise PlacementError(f"two files would both land at the same path in {destination}")
-    missing = [str(src) for src, _ in sources if not src.is_file()]
-    if missing:
-        raise PlacementError(f"source files are gone: {', '.join(missing)}")
-    total = sum(src.stat().st_size for src, _ in sources)
+    if PurePosixPath(MARKER) in rels:
+        raise UnsafeName(f"{MARKER!r} is this program's own marker, not a book file")
+    infos = check_download(sources, root)
+    total = sum(info.st_size for info in infos)
+    owner = owner or hashlib.sha256(json.dumps(sorted([str(s), str(r)] for s, r in sources)).encode()).hexdigest()
+    if destination.exists() and _owner_of(destination) != owner:
+        raise PlacementError(
+            f"{destination} already exists and was not placed by this import; not merging into it "
+            "(move or rename that folder, or mark the book owned)"
+        )
 
     todo: list[tuple[Path, PurePosixPath]] = []
-    for src, rel in sources:
+    for (src, rel), info in zip(sources, infos, strict=True):
         target = destination / rel
         if target.exists() or target.is_symlink():
-            if not target.is_file() or not _identical(src, target):
+            if not _identical(src, target):
                 raise PlacementError(f"{destination} already holds a different '{rel}'; not overwriting it")
         else:
+            if info.st_nlink > 1:
+                raise UnsafeDownload(
+                    f"'{rel}' has {info.st_nlink} hard links: it is also a file elsewhere, so it is not placed"
+                )
             todo.append((src, rel))
     if not todo:
         linked = all(os.path.samefile(src, destination / rel) for src, rel in sources)
@@ -235,20 +334,28 @@ def place_files(sources: list[tuple[Path, PurePosixPath]], destination: Path) ->
     method: Literal["hardlink", "copy"] = "hardlink" if _same_filesystem([s for s, _ in todo], destination) else "copy"
     if method == "hardlink":
         try:
-            _place(todo, destination, "hardlink")
+            _place(todo, destination, "hardlink", owner)
         except _LinkRefused:
             method = "copy"
         else:
             return Placement(method, rels, total, destination)
-    _place(todo, destination, "copy")
+    _place(todo, destination, "copy", owner)
     return Placement(method, rels, total, destination)
+
+
+def _owner_of(folder: Path) -> str | None:
+    try:
+        data = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data.get("owner") if isinstance(data, dict) else None
 
 
 class _LinkRefused(Exception):
     """The file system refused a hardlink (cross-device, protected_hardlinks); copy instead."""
 
 
-def _place(todo: list[tuple[Path, PurePosixPath]], destination: Path, method: str) -> None:
+def _place(todo: list[tuple[Path, PurePosixPath]], destination: Path, method: str, owner: str) -> None:
     """Build a new book folder under `.<name>.partial` and rename it into place, or add the
     missing files to an existing folder one by one (each appears whole via link(2))."""
     created_dirs: list[Path] = []
@@ -266,6 +373,7 @@ def _place(todo: list[tuple[Path, PurePosixPath]], destination: Path, method: st
         if fresh:
             shutil.rmtree(staging, ignore_errors=True)  # left by a crash; the dot-name is ours
             staging.mkdir()
+            (staging / MARKER).write_text(json.dumps({"owner": owner}), encoding="utf-8")
         for src, rel in todo:
             current = rel.name
             root = staging if fresh else destination
@@ -277,7 +385,7 @@ def _place(todo: list[tuple[Path, PurePosixPath]], destination: Path, method: st
                         created_dirs.append(folder)
             if method == "hardlink":
                 try:
-                    os.link(src, target)
+                    os.link(src, target, follow_symlinks=False)
                 except OSError as exc:
                     if exc.errno in _NO_HARDLINK:
                         raise _LinkRefused from exc
@@ -299,7 +407,7 @@ def _place(todo: list[tuple[Path, PurePosixPath]], destination: Path, method: st
         leftovers = _undo(staging if fresh else None, created_files, created_dirs)
         if isinstance(exc, _LinkRefused):
             raise
-        what = _WHAT_WENT_WRONG.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+        what = _reason(exc)
         if current:
             doing = f"{'linking' if method == 'hardlink' else 'copying'} '{current}' into {destination}"
         else:

@@ -350,6 +350,12 @@ def cmd_mam_login(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    from pipelines.ui import serve
+
+    return serve(args.host, args.port, REPO_ROOT / "workspace.yaml", args.allow_host)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="mamcrawler", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
@@ -395,6 +401,12 @@ def main(argv: list[str] | None = None) -> int:
     mam_login.add_argument("--email", required=True, help="the email you log in to MAM with")
     mam_login.add_argument("--url", help="MAM's address (default: MAMCRAWLER_MAM_URL or https://www.myanonamouse.net)")
     mam_login.set_defaults(func=cmd_mam_login)
+    ui = sub.add_parser("ui", help="the Dagster web UI and daemon on 127.0.0.1, guarded against other web pages")
+    ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback only)")
+    ui.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")), help="default PORT or 3000")
+    ui.add_argument("--allow-host", action="append", default=[], metavar="HOST:PORT",
+                    help="another Host header to answer (a reverse proxy's name); repeatable")
+    ui.set_defaults(func=cmd_ui)
     args = parser.parse_args(argv)
     if args.command == "override" and args.action != "list" and not (args.kind and args.target):
         parser.error("override add/remove needs KIND and TARGET")

@@ -27,7 +27,7 @@ from resources.hardcover import HardcoverProvider, ReplayHardcoverProvider
 from resources.mam import MamResource, ReplayMamResource
 from resources.openlibrary import OpenLibraryProvider, ReplayOpenLibraryProvider
 from resources.profile import ProfileResource
-from resources.qbittorrent import QBittorrentResource
+from resources.qbittorrent import DemoQBittorrentResource, QBittorrentResource
 from resources.settings import AcquisitionOptions, CompletenessOptions, LibraryOptions
 from resources.torznab import ReplayTorznabResource, TorznabIndexerConfig, TorznabResource
 from resources.warehouse import WarehouseResource
@@ -192,8 +192,8 @@ def build_resources(profile: Profile, env: Mapping[str, str] = os.environ) -> di
             "custom_providers": ReplayCustomProviders(),
             "mam": ReplayMamResource(),
             "torznab": ReplayTorznabResource(),
-            # Never contacted: the demo is always a dry run.
-            "qbittorrent": QBittorrentResource(url="http://127.0.0.1:8080", password="demo"),
+            # The demo is always a dry run, and this one refuses to log in anywhere.
+            "qbittorrent": DemoQBittorrentResource(),
         }
     library_ids = [i.strip() for i in env.get("ABS_LIBRARY_IDS", "").split(",") if i.strip()]
     region = env.get("AUDIBLE_REGION", "us")

@@ -20,11 +20,13 @@ import httpx
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from resources.fixed import FixedConfig
 from resources.http import send_with_retries
 from resources.replay.abs import AbsReplay
+from resources.secrets import ScrubbedError, excerpt, register, scrubbed_json
 
 
-class AbsError(Exception):
+class AbsError(ScrubbedError):
     """Base class: anything that stops a library snapshot."""
 
 
@@ -73,7 +75,7 @@ class LibraryFetch:
     warnings: list[str] = field(default_factory=list)
 
 
-class AudiobookshelfResource(ConfigurableResource):
+class AudiobookshelfResource(FixedConfig, ConfigurableResource):
     """Reads every book library (or `library_ids`) of one ABS server."""
 
     base_url: str = Field(description="ABS server URL, e.g. http://127.0.0.1:13378")
@@ -91,6 +93,7 @@ class AudiobookshelfResource(ConfigurableResource):
 
     @contextlib.contextmanager
     def _client(self) -> Iterator[httpx.Client]:
+        register(self.api_key)
         with httpx.Client(
             base_url=self.base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {self.api_key}", "Accept": "application/json"},
@@ -123,7 +126,7 @@ class AudiobookshelfResource(ConfigurableResource):
         if response.status_code == 404 and path.startswith("/api/items/"):
             raise AbsItemNotFoundError(f"ABS has no item at {path}")
         if response.status_code >= 400:
-            raise AbsResponseError(f"{what} answered HTTP {response.status_code}: {response.text[:200]}")
+            raise AbsResponseError(f"{what} answered HTTP {response.status_code}: {excerpt(response.text)}")
         if len(response.content) > self.max_body_bytes:
             raise AbsResponseError(f"{what} answered {len(response.content)} bytes, more than {self.max_body_bytes}")
         return response
@@ -132,9 +135,9 @@ class AudiobookshelfResource(ConfigurableResource):
         """`_send` for endpoints that answer JSON."""
         response = self._send(client, stats, method, path, **kwargs)
         try:
-            body = response.json()
+            body = scrubbed_json(response)
         except ValueError:
-            raise AbsResponseError(f"ABS {method} {path} did not answer JSON: {response.text[:200]}") from None
+            raise AbsResponseError(f"ABS {method} {path} did not answer JSON: {excerpt(response.text)}") from None
         except RecursionError:
             raise AbsResponseError(f"ABS {method} {path} answered JSON nested too deep to read") from None
         if not isinstance(body, dict):

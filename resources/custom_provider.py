@@ -26,6 +26,7 @@ from pydantic import Field, model_validator
 
 from mamcrawler.candidates import BookQuery, Candidate, description_html, year_of
 from mamcrawler.names import clean_text, split_authors
+from resources.fixed import FixedConfig
 from resources.metadata_provider import MetadataProvider, ProviderError, ProviderResponseError, ProviderSession
 from resources.replay.custom_provider import REPLAY_AUTH, CustomProviderReplay
 
@@ -110,7 +111,7 @@ class CustomServerConfig(Config):
     weight: float | None = Field(default=None, description="Consensus weight; empty for the default by name")
 
 
-class CustomProviders(ConfigurableResource):
+class CustomProviders(FixedConfig, ConfigurableResource):
     """Every configured custom provider server; each becomes its own provider."""
 
     servers: list[CustomServerConfig] = Field(default_factory=list)

@@ -8,12 +8,13 @@ from pydantic import Field
 
 from mamcrawler.candidates import BookQuery, Candidate
 from mamcrawler.figures import EnrichmentProgress
+from resources.fixed import FixedConfig
 from resources.metadata_provider import DailyBudget, MetadataProvider, ProviderStats, ResponseCache
 
 CONFIDENCE_LEVELS = ("LOW", "MEDIUM", "HIGH")
 
 
-class EnrichmentSettings(ConfigurableResource):
+class EnrichmentSettings(FixedConfig, ConfigurableResource):
     """How enrichment behaves; write-back stays a dry run until `writeback_enabled`."""
 
     cache_ttl_days: float = Field(default=30, gt=0, description="How long a provider answer is reused")

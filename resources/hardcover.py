@@ -33,6 +33,7 @@ from resources.metadata_provider import (
     ProviderSession,
 )
 from resources.replay.hardcover import REPLAY_TOKEN, HardcoverReplay
+from resources.secrets import excerpt
 
 GRAPHQL_PATH = "/v1/graphql"
 PER_PAGE = 5
@@ -236,11 +237,8 @@ class HardcoverProvider(MetadataProvider):
 
     def _graphql_error(self, errors: Any) -> ProviderResponseError:
         first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
-        message = str(first.get("message") or "unknown error")[:200]
+        message = excerpt(first.get("message") or "unknown error", extra=(self.token,))
         code = (first.get("extensions") or {}).get("code") if isinstance(first.get("extensions"), dict) else None
-        token = self.token.strip().removeprefix("Bearer ").strip()
-        if token:
-            message = message.replace(token, "***")
         return ProviderResponseError(
             f"{self.provider_name}: GraphQL error{f' ({code})' if code else ''}: {message}", "graphql_error"
         )
@@ -264,7 +262,7 @@ class HardcoverProvider(MetadataProvider):
         if not isinstance(result, dict):
             raise ProviderResponseError(f"{self.provider_name}: SearchBooks answer has no `search` object", "malformed")
         if result.get("error"):
-            raise ProviderResponseError(f"{self.provider_name}: search failed: {str(result['error'])[:200]}", "search_error")
+            raise ProviderResponseError(f"{self.provider_name}: search failed: {excerpt(result['error'])}", "search_error")
         hits = ranked_hits(result, query)
         books: list[tuple[dict[str, Any], dict[str, Any]]] = []
         fetched = 0

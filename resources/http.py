@@ -19,6 +19,8 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
+from resources.secrets import scrub
+
 log = logging.getLogger("mamcrawler.http")
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
@@ -120,7 +122,7 @@ def send_with_retries(
                 raise last
             return last
         delay = wait if wait is not None else min(max_backoff_s, backoff_s * 2**attempt)
-        log.warning("%s failed (%s); retry %d/%d in %.1fs", what, _describe(last), attempt + 1, max_retries, delay)
+        log.warning("%s failed (%s); retry %d/%d in %.1fs", scrub(what), _describe(last), attempt + 1, max_retries, delay)
         on_wait(last, delay)
         sleep(delay)
         attempt += 1

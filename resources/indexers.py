@@ -9,20 +9,21 @@ from typing import Any
 
 from mamcrawler.releases import Release
 from resources.mam import MamAuthError, MamError, MamResource, MamSession, MamUnreachableError
+from resources.secrets import ScrubbedError
 from resources.torznab import TorznabAuthError, TorznabError, TorznabResource, TorznabUnreachableError
 
 INDEXERS = ("mam", "torznab")
 
 
-class IndexerAuthError(Exception):
+class IndexerAuthError(ScrubbedError):
     """An indexer refused our credentials: searching on is pointless until the user acts."""
 
 
-class IndexerUnavailableError(Exception):
+class IndexerUnavailableError(ScrubbedError):
     """The indexer did not answer (down, 5xx, rate limited): the release is not to blame."""
 
 
-class IndexerNotConfiguredError(Exception):
+class IndexerNotConfiguredError(ScrubbedError):
     """A release from an indexer that is no longer configured."""
 
 

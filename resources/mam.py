@@ -31,15 +31,17 @@ from pydantic import Field
 
 from mamcrawler.mam_rows import release_from_mam_row
 from mamcrawler.releases import Release
+from resources.fixed import FixedConfig
 from resources.http import RETRY_STATUS, send_with_retries
 from resources.replay.mam import REPLAY_MAM_ID, SEARCH_PATH, MamReplay
+from resources.secrets import ScrubbedError, excerpt, register, scrubbed_json
 
 AUDIOBOOKS_MAIN_CAT = 13
 NOTHING_RETURNED = "Nothing returned, out of"
 _SUBTITLE = re.compile(r":|,\s+or\s+", re.IGNORECASE)
 
 
-class MamError(Exception):
+class MamError(ScrubbedError):
     """Base class: anything that stops a MAM search or download."""
 
 
@@ -133,7 +135,7 @@ def _pacer(base_url: str) -> _Pacer:
         return _pacers.setdefault(base_url, _Pacer())
 
 
-class MamResource(ConfigurableResource):
+class MamResource(FixedConfig, ConfigurableResource):
     """Searches MyAnonamouse audiobooks with the `mam_id` session cookie."""
 
     base_url: str = "https://www.myanonamouse.net"
@@ -208,6 +210,7 @@ class MamSession:
         self.resource = resource
         self.client = client
         self.cookie = resource.saved_cookie() or resource.mam_id
+        register(resource.mam_id, self.cookie)
         self.cookie_rotated = False
         self.requests = 0
         self.waited_s = 0.0
@@ -244,6 +247,7 @@ class MamSession:
             match = re.match(r"\s*mam_id=([^;]+)", header)
             if match and match.group(1) != self.cookie:
                 self.cookie = match.group(1)
+                register(self.cookie)
                 self.cookie_rotated = True
                 if self.resource.cookie_path:
                     self.resource.save_cookie(self.cookie)
@@ -252,7 +256,7 @@ class MamSession:
         if "application/json" not in response.headers.get("content-type", ""):
             raise MamResponseError(f"{what} did not answer JSON (Content-Type {response.headers.get('content-type')})")
         try:
-            return response.json()
+            return scrubbed_json(response)
         except ValueError:
             raise MamResponseError(f"{what} answered malformed JSON") from None
 
@@ -282,7 +286,7 @@ class MamSession:
             if error.startswith(NOTHING_RETURNED):
                 total = error.removeprefix(NOTHING_RETURNED).strip()
                 return [], int(total) if total.isdigit() else 0
-            raise MamResponseError(f"MAM search answered error: {error[:200]}")
+            raise MamResponseError(f"MAM search answered error: {excerpt(error)}")
         rows = body.get("data")
         if not isinstance(rows, list):
             raise MamResponseError("MAM search answered without a data list")

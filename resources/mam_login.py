@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from resources.secrets import ScrubbedError
+
 LOGIN_PATH = "/login.php"
 COOKIE_NAME = "mam_id"
 PASSWORD_INPUT = "input[type=password]"
@@ -26,7 +28,7 @@ CHROMIUM_ARGS = [
 ]
 
 
-class MamLoginError(Exception):
+class MamLoginError(ScrubbedError):
     """The browser login did not produce a mam_id cookie (the message says why, without secrets)."""
 
 

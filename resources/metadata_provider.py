@@ -36,7 +36,9 @@ from pydantic import Field
 
 from mamcrawler.candidates import BookQuery, Candidate, sanitise
 from mamcrawler.warehouse import Warehouse
+from resources.fixed import FixedConfig
 from resources.http import CircuitBreaker, ServiceUnreachable, send_with_retries
+from resources.secrets import ScrubbedError, register, scrubbed_json
 
 PROVIDER_POOL = "metadata_providers"
 
@@ -44,7 +46,7 @@ PROVIDER_POOL = "metadata_providers"
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-class ProviderError(Exception):
+class ProviderError(ScrubbedError):
     """Base: a provider call failed."""
 
 
@@ -228,7 +230,7 @@ def provider_state(warehouse: Warehouse, ttl: timedelta, reuse: bool = True) -> 
         budget.save()
 
 
-class MetadataProvider(ConfigurableResource):
+class MetadataProvider(FixedConfig, ConfigurableResource):
     """Base of every metadata provider resource. `enabled=False` (no URL or key) skips it."""
 
     name: ClassVar[str] = "provider"
@@ -265,6 +267,7 @@ class MetadataProvider(ConfigurableResource):
 
     # Query parameters that carry secrets: never part of a cache key (a rotated key keeps the cache).
     secret_params: ClassVar[tuple[str, ...]] = ()
+    secret_fields: ClassVar[tuple[str, ...]] = ("api_key", "token", "auth")
 
     # --- what subclasses implement -------------------------------------------------
     def search(self, session: ProviderSession, query: BookQuery) -> list[Candidate]:
@@ -295,9 +298,11 @@ class MetadataProvider(ConfigurableResource):
     def session(
         self, cache: ResponseCache | None = None, stats: ProviderStats | None = None, budget: DailyBudget | None = None
     ) -> Iterator[ProviderSession]:
+        headers = self._headers()
+        register(*headers.values(), *(str(getattr(self, name, "") or "") for name in self.secret_fields))
         with httpx.Client(
             base_url=self.base_url.rstrip("/"),
-            headers={"Accept": "application/json", **self._headers()},
+            headers={"Accept": "application/json", **headers},
             timeout=self.timeout_s,
             transport=self._transport(),
             follow_redirects=True,
@@ -479,6 +484,6 @@ def _json_body(name: str, response: httpx.Response, max_bytes: int) -> Any:
     if "json" not in content_type.lower():
         raise ProviderResponseError(f"{name}: answered {content_type or 'no content type'}, not JSON", "not_json")
     try:
-        return response.json()
+        return scrubbed_json(response)
     except ValueError:
         raise ProviderResponseError(f"{name}: answer is not valid JSON (truncated?)", "bad_json") from None

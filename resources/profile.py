@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dagster import ConfigurableResource
 
+from resources.fixed import FixedConfig
 
-class ProfileResource(ConfigurableResource):
+
+class ProfileResource(FixedConfig, ConfigurableResource):
     name: str
     description: str = ""
 

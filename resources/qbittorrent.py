@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import json
 import os
+import secrets
 import tempfile
 import threading
 import time
@@ -37,9 +39,11 @@ from pydantic import Field
 
 from mamcrawler.torrents import InvalidTorrent, magnet_info_hash
 from mamcrawler.torrents import info_hash as torrent_info_hash
+from resources.fixed import FixedConfig
+from resources.secrets import ScrubbedError, register
 
 
-class QBittorrentError(Exception):
+class QBittorrentError(ScrubbedError):
     """Base class: anything that stops talking to qBittorrent."""
 
 
@@ -60,7 +64,7 @@ class QBittorrentTorrentNotFoundError(QBittorrentError):
 
 
 # The last failed login per URL when there is no `login_state_path` (the same records as the
-# file): {"credentials": _credentials_key(...), "failed_at": unix time, "reason": FailureReason}.
+# file): {"credentials": _credentials_key(...), "scheme": _KEYED, "failed_at": unix time, "reason": FailureReason}.
 _LOGIN_REFUSED_UNTIL: dict[str, dict[str, Any]] = {}
 _LOGIN_LOCK = threading.Lock()
 
@@ -129,18 +133,52 @@ def _status(exc: Exception) -> str:
     return str(status or getattr(response, "status_code", None) or "error")
 
 
-def _credentials_key(username: str, password: str) -> str:
-    """Tells whether the credentials changed since a failed login without storing them."""
-    return hashlib.sha256(json.dumps([username, password]).encode()).hexdigest()[:16]
+# Without a key file (no `login_state_path`, or it cannot be written) a key of this process.
+_PROCESS_KEY = secrets.token_bytes(32)
+_KEYED = "hmac-sha256"
+
+
+def _install_key(state_path: str) -> bytes:
+    """The random key of this installation, in a 0600 file beside the login record: a stolen
+    record cannot be checked against guessed passwords without it."""
+    if not state_path:
+        return _PROCESS_KEY
+    path = Path(state_path).with_suffix(".key")
+    try:
+        return bytes.fromhex(path.read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        pass
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it just now
+        with contextlib.suppress(OSError, ValueError):
+            return bytes.fromhex(path.read_text(encoding="ascii").strip())
+        return _PROCESS_KEY
+    except OSError:
+        return _PROCESS_KEY
+    key = secrets.token_bytes(32)
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(key.hex())
+    return key
+
+
+def _credentials_key(username: str, password: str, key: bytes) -> str:
+    """Tells whether the credentials changed since a failed login without storing anything
+    that confirms a guessed password offline (keyed with the installation's secret key)."""
+    return hmac.new(key, json.dumps([username, password]).encode(), hashlib.sha256).hexdigest()
 
 
 def _read_login_state(path: Path) -> dict[str, dict[str, Any]]:
-    """The recorded failed logins; a missing or unreadable file records none."""
+    """The recorded failed logins; a missing or unreadable file records none, and records of
+    the old unkeyed kind are dropped."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return {url: entry for url, entry in data.items() if isinstance(entry, dict)} if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    return {url: entry for url, entry in data.items() if isinstance(entry, dict) and entry.get("scheme") == _KEYED}
 
 
 def _write_login_state(path: Path, state: dict[str, dict[str, Any]]) -> None:
@@ -164,7 +202,7 @@ def _normalise_hash(value: str) -> str:
     return value
 
 
-class QBittorrentResource(ConfigurableResource):
+class QBittorrentResource(FixedConfig, ConfigurableResource):
     """Sends torrents to one qBittorrent and reports on the ones in this project's category."""
 
     url: str = Field(description="qBittorrent WebUI URL, e.g. http://127.0.0.1:8080")
@@ -197,7 +235,7 @@ class QBittorrentResource(ConfigurableResource):
 
     @property
     def _credentials(self) -> str:
-        return _credentials_key(self.username, self.password)
+        return _credentials_key(self.username, self.password, _install_key(self.login_state_path))
 
     def _recent_failure(self) -> tuple[dict[str, Any], float] | None:
         """This URL's failed login with these credentials less than `login_cooldown_s` ago, and
@@ -277,7 +315,7 @@ class QBittorrentResource(ConfigurableResource):
                 f"qBittorrent at {self._where} rejected the login of user {self.username!r}: "
                 "wrong username or password (QBITTORRENT_USERNAME / QBITTORRENT_PASSWORD)."
             )
-        note = self._update_login_state({"credentials": self._credentials, "failed_at": time.time(), "reason": reason})
+        note = self._update_login_state({"credentials": self._credentials, "scheme": _KEYED, "failed_at": time.time(), "reason": reason})
         return QBittorrentAuthError(message + note)
 
     def _unreachable(self, exc: Exception, what: str) -> QBittorrentUnreachableError:
@@ -289,6 +327,7 @@ class QBittorrentResource(ConfigurableResource):
     @contextlib.contextmanager
     def _session(self, what: str) -> Iterator[qbittorrentapi.Client]:
         """A logged-in client for one public call: one login, one logout, errors mapped."""
+        register(self.password)
         self._refuse_during_cooldown()
         client = qbittorrentapi.Client(
             host=self.url,
@@ -453,3 +492,15 @@ class QBittorrentResource(ConfigurableResource):
                 raise QBittorrentTorrentNotFoundError(f"qBittorrent at {self._where}: add peers: no such torrent")
             answer = client.torrents_add_peers(peers=peers, torrent_hashes=info_hash)
         return sum(int(result.get("added") or 0) for result in dict(answer or {}).values())
+
+
+class DemoQBittorrentResource(QBittorrentResource):
+    """The demo's qBittorrent: never contacted, whatever the run asks (the demo never sends)."""
+
+    url: str = "http://demo.invalid"
+    password: str = ""
+
+    @contextlib.contextmanager
+    def _session(self, what: str) -> Iterator[qbittorrentapi.Client]:
+        raise QBittorrentError(f"the demo never contacts qBittorrent ({what} refused)")
+        yield  # pragma: no cover - a generator, so the refusal happens on entry

@@ -7,9 +7,10 @@ from mamcrawler.acquisition import RetryPolicy, SendLimits
 from mamcrawler.completeness import CompletenessSettings
 from mamcrawler.release_score import ReleasePreferences
 from mamcrawler.snapshot_guard import DEFAULT_MAX_SHRINK
+from resources.fixed import FixedConfig
 
 
-class CompletenessOptions(ConfigurableResource):
+class CompletenessOptions(FixedConfig, ConfigurableResource):
     include_novellas: bool = Field(default=False, description="Novellas and prequels count towards completeness")
     language: str = Field(default="English", description="Books in other languages (translations) are not listed")
     follow_min_books: int = Field(default=3, ge=1, description="Authors with this many owned books are followed")
@@ -24,7 +25,7 @@ class CompletenessOptions(ConfigurableResource):
         )
 
 
-class AcquisitionOptions(ConfigurableResource):
+class AcquisitionOptions(FixedConfig, ConfigurableResource):
     """How missing books become downloads, and where finished ones go."""
 
     dry_run: bool = Field(default=True, description="Record what would be sent to qBittorrent without sending it")

@@ -39,9 +39,11 @@ from mamcrawler.torznab_items import (
     redact,
     releases_from_feed,
 )
+from resources.fixed import FixedConfig
 from resources.http import RETRY_STATUS, retry_after, send_with_retries
 from resources.metadata_provider import TokenBucket
 from resources.replay.torznab import JACKETT_KEY, TorznabReplay
+from resources.secrets import ScrubbedError, register, scrub
 
 # httpx logs full URLs at INFO, and Torznab keys travel in the query string.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -62,7 +64,7 @@ MAX_REDIRECTS = 5
 MAX_RETRY_WAIT_S = 60.0  # Prowlarr's "disabled till ..." 429 can ask for hours: report it, do not sleep on it
 
 
-class TorznabError(Exception):
+class TorznabError(ScrubbedError):
     """Base class: a Torznab call failed."""
 
 
@@ -122,7 +124,7 @@ def _pacer(indexer: TorznabIndexerConfig, min_interval_s: float) -> TokenBucket 
         return pacer
 
 
-class TorznabResource(ConfigurableResource):
+class TorznabResource(FixedConfig, ConfigurableResource):
     """Searches every configured Torznab indexer for a book and fetches chosen torrents."""
 
     indexers: list[TorznabIndexerConfig] = Field(default_factory=list)
@@ -139,6 +141,7 @@ class TorznabResource(ConfigurableResource):
 
     @contextlib.contextmanager
     def _client(self) -> Iterator[httpx.Client]:
+        register(*(indexer.api_key for indexer in self.indexers))
         with httpx.Client(
             timeout=self.timeout_s,
             transport=self._transport(),
@@ -307,7 +310,7 @@ class TorznabResource(ConfigurableResource):
                 "set the indexer URL to the address it redirects to"
             )
         self._raise_for_error(indexer, what, response)
-        return response.text
+        return scrub(response.text)
 
     def _send(
         self, client: httpx.Client, indexer: TorznabIndexerConfig, what: str, url: str,

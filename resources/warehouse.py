@@ -10,11 +10,12 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from mamcrawler.warehouse import Warehouse
+from resources.fixed import FixedConfig
 
 WAREHOUSE_POOL = "warehouse"
 
 
-class WarehouseResource(ConfigurableResource):
+class WarehouseResource(FixedConfig, ConfigurableResource):
     path: str = Field(description="DuckDB file of the business tables (MAMCRAWLER_WAREHOUSE)")
     lock_timeout_s: float = Field(default=120.0, description="How long a writer waits for another one to finish")
 

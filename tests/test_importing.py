@@ -8,6 +8,7 @@ import pytest
 
 from mamcrawler import importing
 from mamcrawler.importing import (
+    MARKER,
     PlacementError,
     UnsafeName,
     book_folder,
@@ -174,8 +175,9 @@ def test_hardlinks_on_the_same_file_system_and_keeps_the_source(tmp_path):
     for src, rel in sources:
         assert src.exists() and (dest / rel).stat().st_ino == src.stat().st_ino
     assert _tree(tmp_path / "library") == [
-        "Author", "Author/Series", "Author/Series/Book 1 - Title", "Author/Series/Book 1 - Title/CD2",
-        "Author/Series/Book 1 - Title/CD2/Part 2.mp3", "Author/Series/Book 1 - Title/Part 1.mp3",
+        "Author", "Author/Series", "Author/Series/Book 1 - Title", f"Author/Series/Book 1 - Title/{MARKER}",
+        "Author/Series/Book 1 - Title/CD2", "Author/Series/Book 1 - Title/CD2/Part 2.mp3",
+        "Author/Series/Book 1 - Title/Part 1.mp3",
     ]
 
 
@@ -192,7 +194,7 @@ def test_copies_across_file_systems(tmp_path, monkeypatch):
 
 
 def test_copies_when_the_file_system_refuses_a_hardlink(tmp_path, monkeypatch):
-    def refuse(src, dst):
+    def refuse(src, dst, **_):
         raise OSError(errno.EPERM, "Operation not permitted")  # fs.protected_hardlinks on a foreign file
 
     monkeypatch.setattr(importing.os, "link", refuse)
@@ -232,8 +234,8 @@ def test_placing_again_is_a_no_op(tmp_path, monkeypatch, cross_device):
 def test_a_half_placed_book_is_completed(tmp_path):
     sources = _download(tmp_path)
     dest = tmp_path / "library" / "Author" / "Title"
-    place_files(sources[:1], dest)
-    placement = place_files(sources, dest)
+    place_files(sources[:1], dest, owner="ih")
+    placement = place_files(sources, dest, owner="ih")
     assert placement.method == "hardlink" and (dest / "CD2" / "Part 2.mp3").samefile(sources[1][0])
 
 
@@ -242,7 +244,7 @@ def test_different_existing_content_is_never_overwritten(tmp_path):
     dest = tmp_path / "library" / "Author" / "Title"
     dest.mkdir(parents=True)
     (dest / "Part 1.mp3").write_bytes(b"someone else's book")
-    with pytest.raises(PlacementError, match=r"already holds a different 'Part 1\.mp3'"):
+    with pytest.raises(PlacementError, match="already exists and was not placed by this import; not merging"):
         place_files(sources, dest)
     assert (dest / "Part 1.mp3").read_bytes() == b"someone else's book"
     assert _tree(dest) == ["Part 1.mp3"]
@@ -278,18 +280,18 @@ def test_disk_full_leaves_nothing_behind(tmp_path, monkeypatch):
 def test_permission_denied_in_an_existing_folder_removes_only_what_it_added(tmp_path, monkeypatch):
     sources = _download(tmp_path)
     dest = tmp_path / "library" / "Author" / "Title"
-    place_files(sources[:1], dest)
+    place_files(sources[:1], dest, owner="ih")
     real_link = os.link
 
-    def deny_second(src, dst):
+    def deny_second(src, dst, **kw):
         if "Part 2" in str(dst):
             raise OSError(errno.EACCES, "Permission denied")
-        real_link(src, dst)
+        real_link(src, dst, **kw)
 
     monkeypatch.setattr(importing.os, "link", deny_second)
     with pytest.raises(PlacementError, match=r"^permission denied while linking 'Part 2\.mp3'.*nothing was left behind"):
-        place_files(sources, dest)
-    assert _tree(dest) == ["Part 1.mp3"]
+        place_files(sources, dest, owner="ih")
+    assert _tree(dest) == [MARKER, "Part 1.mp3"]
 
 
 def test_bad_inputs(tmp_path):
@@ -304,14 +306,14 @@ def test_bad_inputs(tmp_path):
 
 
 def test_a_half_copied_book_is_completed_where_there_are_no_hardlinks(tmp_path, monkeypatch):
-    def no_links(src, dst):
+    def no_links(src, dst, **_):
         raise OSError(errno.EPERM, "Operation not permitted")
 
     monkeypatch.setattr(importing.os, "link", no_links)
     sources = _download(tmp_path)
     dest = tmp_path / "library" / "Author" / "Title"
-    place_files(sources[:1], dest)
-    placement = place_files(sources, dest)
+    place_files(sources[:1], dest, owner="ih")
+    placement = place_files(sources, dest, owner="ih")
     assert placement.method == "copy" and placement.bytes == sum(s.stat().st_size for s, _ in sources)
-    assert _tree(dest) == ["CD2", "CD2/Part 2.mp3", "Part 1.mp3"]
+    assert _tree(dest) == [MARKER, "CD2", "CD2/Part 2.mp3", "Part 1.mp3"]
     assert (dest / "CD2" / "Part 2.mp3").read_bytes() == sources[1][0].read_bytes()
