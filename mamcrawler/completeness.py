@@ -266,8 +266,9 @@ def _find_missing(books, series_catalog, author_catalog, overrides, settings, no
             for k in author_keys_of[sid]:
                 listed_titles[k].add(work_key(title))
         if not released:
-            upcoming_rows.append({"series_id": sid, "series": name, "author": author, "position_label": format_position(position),
-                                  "title": title, "release_date": release_date, "provider": _pick_provider(entry["titles"])})
+            upcoming_rows.append({"series_id": sid, "series": name, "author": author, "position": position,
+                                  "position_label": format_position(position), "title": title,
+                                  "release_date": release_date, "provider": _pick_provider(entry["titles"])})
             continue
         missing_rows.append(
             _row(
@@ -282,6 +283,9 @@ def _find_missing(books, series_catalog, author_catalog, overrides, settings, no
         )
 
     missing_rows = _once_per_work(missing_rows, author_keys_of, owned_main, skipped)
+    # An announced book of a series and its sub-series (Poirot #44 is New Poirot #6) is one book too.
+    upcoming_rows = sorted(_once_per_work(upcoming_rows, author_keys_of, owned_main, Counter()),
+                           key=lambda r: (r["series_id"], r["position"]))
     followed, why = followed_authors(books, ov, settings)
     display_names = {
         k: a for keys, authors in books.select("author_keys", "authors").iter_rows() for k, a in zip(keys or (), authors or ())

@@ -140,14 +140,33 @@ def _subtitle_key(title: str) -> str | None:
     return key if len(key.split()) >= 2 else None
 
 
+# A tag line after the title is no part of the work: "Memorial Day: A Mitch Rapp Novel",
+# "Bury Your Dead - A Chief Inspector Gamache Novel", "Redshirts: A Novel with Three Codas".
+_TAGLINE = re.compile(
+    r"^(?P<title>.+?)\s*(?::|\s-|\s–)\s+an?\s+(?:[^:]*?\s)?(?:novel|novella|thriller|mystery)"
+    r"(?:\s+(?:with|of|in|about|from)\s+[^:]+)?\s*$",
+    re.IGNORECASE,
+)
+
+
+def _before_tagline(title: str) -> str | None:
+    """ "Memorial Day: A Mitch Rapp Novel" -> "Memorial Day": the title before a tag line."""
+    match = _TAGLINE.match(title)
+    return match["title"] if match else None
+
+
 @lru_cache(maxsize=262_144)
 def _facts(title: str | None) -> tuple[frozenset[str], frozenset[float], str]:
-    """(match keys: the whole title and the part after a colon, sequel numbers, main key)."""
+    """(match keys: the whole title, the part after a colon and the part before a tag line,
+    sequel numbers, main key)."""
     text = work_title(title)
     if not text:
         return frozenset(), frozenset(), ""
     key = title_key(text)
-    return frozenset({key, _subtitle_key(text)} - {None, ""}), frozenset(sequel_numbers(text)), key
+    # A number in the tag line ("A Novel with Three Codas") is not the work's sequel number.
+    plain = _before_tagline(text)
+    keys = {key, _subtitle_key(text), plain and title_key(plain)} - {None, ""}
+    return frozenset(keys), frozenset(sequel_numbers(plain or text)), key
 
 
 def same_work(a: str | None, b: str | None) -> bool:
@@ -366,6 +385,7 @@ def merge_by_catalogue(memberships: pl.DataFrame, books: pl.DataFrame, series_ca
     no other catalogue lists stay apart."""
     if series_catalog is None or series_catalog.is_empty() or memberships.is_empty():
         return memberships
+    memberships = reposition_by_catalogue(memberships, books, series_catalog)
     listed: dict[tuple[str, str, float], set[str]] = defaultdict(set)  # (series key, work key, position) -> ids
     for sid, title, position in series_catalog.select("series_id", "title", "sort_key").drop_nulls().iter_rows():
         listed[(sid.split("|", 1)[0], work_key(title), position)].add(sid)
@@ -384,3 +404,31 @@ def merge_by_catalogue(memberships: pl.DataFrame, books: pl.DataFrame, series_ca
     if not mapping:
         return memberships
     return memberships.with_columns(pl.col("series_id").replace(mapping))
+
+
+def reposition_by_catalogue(memberships: pl.DataFrame, books: pl.DataFrame, series_catalog: pl.DataFrame) -> pl.DataFrame:
+    """An owned book its series' catalogue lists at one other position stands there: the
+    library numbered it in another order (a folder "Mitch Rapp 01 - Transfer of Power" in
+    publication order, which Audible lists as #3 after the prequels written later), and its
+    own number would own another book. A title the catalogue lists at the library's number,
+    or at several numbers, keeps the library's number."""
+    placed: dict[tuple[str, str], set[float]] = defaultdict(set)  # (series id, work key) -> positions
+    rows = series_catalog.select("series_id", "title", "sort_key", "kind", "compilation").drop_nulls(["title", "sort_key"])
+    for sid, title, position, kind, compilation in rows.iter_rows():
+        if kind in ("main", "novella", "prequel") and not compilation:
+            placed[(sid, work_key(title))].add(position)
+    if not placed:
+        return memberships
+    titles = dict(books.select("item_id", "title").iter_rows())
+    keys, kinds, moved = [], [], False
+    for sid, item_id, position, kind in memberships.select("series_id", "item_id", "sort_key", "kind").iter_rows():
+        at = placed.get((sid, work_key(titles.get(item_id))), set())
+        if kind == "main" and position is not None and len(at) == 1 and position not in at:
+            position = next(iter(at))
+            kind, moved = parse_position(position).kind, True
+        keys.append(position)
+        kinds.append(kind)
+    if not moved:
+        return memberships
+    return memberships.with_columns(pl.Series("sort_key", keys, dtype=memberships.schema["sort_key"]),
+                                    pl.Series("kind", kinds, dtype=memberships.schema["kind"]))

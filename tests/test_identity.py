@@ -471,3 +471,61 @@ def test_a_duplicate_item_changes_nothing(owned, data):
     doubled = library([*rows, duplicate])
     assert _missing(doubled, cat) == _missing(books, cat)
     assert works_per_author(doubled) == works_per_author(books)
+
+
+# --- cases the accuracy corpus found ---------------------------------------------------------
+
+
+def test_a_tag_line_after_the_title_is_no_part_of_the_work():
+    books = library([
+        {"title": "Memorial Day: A Mitch Rapp Novel", "authors": ["Vince Flynn"]},
+        {"title": "Bury Your Dead - A Chief Inspector Gamache Novel", "authors": ["Louise Penny"]},
+        {"title": "Magpie Murders: A Novel", "authors": ["Anthony Horowitz"]},
+        {"title": "Redshirts: A Novel with Three Codas", "authors": ["John Scalzi"]},
+        {"title": "The Dark Tower: The Gunslinger", "authors": ["Stephen King"]},
+    ])
+    index = OwnedIndex(books)
+    assert index.owns("Memorial Day", {"vince flynn"}) == "title"
+    assert index.owns("Bury Your Dead", {"louise penny"}) == "title"
+    assert index.owns("Magpie Murders", {"anthony horowitz"}) == "title"
+    assert index.owns("Redshirts", {"john scalzi"}) == "title"
+    assert index.owns("Memorial Day II", {"vince flynn"}) is None  # the sequel guard still holds
+    assert index.owns("Memorial Day", {"louise penny"}) is None
+    assert index.owns("The Dark Tower", {"stephen king"}) is None  # a subtitle that is a title is not a tag line
+    assert same_work("The Lost Metal: A Mistborn Novel", "The Lost Metal") and not same_work("A Novel", "The Lost Metal")
+
+
+def test_a_book_numbered_in_another_order_stands_where_its_catalogue_lists_it():
+    # Publication order in the folder, chronological order on Audible: #1 owns nothing of its own.
+    books = library([
+        {"title": "Transfer of Power", "authors": ["Vince Flynn"], "path": "Vince Flynn/Mitch Rapp 01 - Transfer of Power"},
+        {"title": "The Third Option", "authors": ["Vince Flynn"], "series": [("Mitch Rapp", "4")]},
+    ])
+    cat = series_catalog(books, "Mitch Rapp", [
+        ("1", "American Assassin"), ("2", "Kill Shot"), ("3", "Transfer of Power"), ("4", "The Third Option"),
+    ])
+    assert missing_of(find_missing(books, cat, None, None, SETTINGS)) == {
+        ("Mitch Rapp", "1", "American Assassin"), ("Mitch Rapp", "2", "Kill Shot"),
+    }
+    # A title the catalogue lists at the library's own number keeps it, and so does one it lists twice.
+    cat = series_catalog(books, "Mitch Rapp", [
+        ("1", "Transfer of Power"), ("3", "Transfer of Power"), ("2", "Kill Shot"), ("4", "The Third Option"),
+    ])
+    assert missing_of(find_missing(books, cat, None, None, SETTINGS)) == {("Mitch Rapp", "2", "Kill Shot")}
+
+
+def test_an_announced_book_of_a_series_and_its_sub_series_is_upcoming_once():
+    books = library([
+        {"title": "The Monogram Murders", "authors": ["Sophie Hannah"], "series": [("Hercule Poirot", "1")]},
+        {"title": "Closed Casket", "authors": ["Sophie Hannah"], "series": [("New Hercule Poirot Mysteries", "2")]},
+    ])
+    members = [{"sequence": "1", "title": "The Monogram Murders", "release_date": "2014-09-09"},
+               {"sequence": "2", "title": "Closed Casket", "release_date": "2016-09-06"},
+               {"sequence": "3", "title": "Untitled New Hercule Poirot Mystery", "release_date": "2027-09-02"}]
+    rows = []
+    for name in ("Hercule Poirot", "New Hercule Poirot Mysteries"):
+        sid = series_memberships(books).filter(pl.col("series") == name)["series_id"][0]
+        rows += catalog_rows(sid, "audible", name, members)
+    result = find_missing(books, frame_from_rows(rows, CATALOG_SCHEMA), None, None, SETTINGS)
+    assert result.missing.is_empty()
+    assert result.upcoming["title"].to_list() == ["Untitled New Hercule Poirot Mystery"]
