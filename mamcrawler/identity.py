@@ -42,8 +42,9 @@ def author_aliases(keys: Iterable[str]) -> dict[str, str]:
     """{misread key: author key} for ABS's reading of "Pen Name, Real Name".
 
     ABS takes a comma after a one-word name for "Last, First", so Audible's credit
-    "Shirtaloon, Travis Deverell" becomes one author "Travis Deverell Shirtaloon". Such a
-    key (three or more words) is the pen name when the library knows it as an author of its
+    "Shirtaloon, Travis Deverell" becomes one author "Travis Deverell Shirtaloon" (and
+    "Richard Bachman, Stephen King" becomes "Stephen King Richard Bachman"). Such a key
+    (three or more words) is the pen name when the library knows it as an author of its
     own, else the real name when the library knows that.
     """
     keys = {k for k in keys if k}
@@ -61,7 +62,12 @@ def _misread_as(key: str, known: set[str]) -> str | None:
     if words[-1] in known:
         return words[-1]
     prefix = " ".join(words[:-1])
-    return prefix if prefix in known else None
+    if prefix in known:
+        return prefix
+    # A pen name of two words or more: "Robert Galbraith, J.K. Rowling" read as "J.K. Rowling
+    # Robert Galbraith", "Richard Bachman, Stephen King" as "Stephen King Richard Bachman".
+    splits = [(" ".join(words[:i]), " ".join(words[i:])) for i in range(2, len(words) - 1)]
+    return next((pen for _, pen in splits if pen in known), None) or next((real for real, _ in splits if real in known), None)
 
 
 def same_author(ours: str, theirs: str) -> bool:

@@ -268,6 +268,11 @@ def test_the_pen_name_misreading_is_one_author():
     assert series_memberships(books)["series_id"].n_unique() == 1
     assert author_aliases({"travis deverell shirtaloon", "travis deverell"}) == {"travis deverell shirtaloon": "travis deverell"}
     assert same_author("jf brink thefirstdefier", "thefirstdefier") and not same_author("stanislaw lem", "lem stanislaw")
+    # Pen names of two words: the pen name when the library knows it, else the real name.
+    assert author_aliases({"stephen king richard bachman", "richard bachman", "stephen king"}) == {
+        "stephen king richard bachman": "richard bachman"}
+    assert author_aliases({"jk rowling robert galbraith", "jk rowling"}) == {"jk rowling robert galbraith": "jk rowling"}
+    assert author_aliases({"mary robinette kowal", "mary shelley"}) == {}
     # A provider crediting the pen name alone lists the bibliography of the author ABS misread.
     evidence = candidates([{"item_id": "li_2", "provider": "audible", "author_refs": [{"name": "TheFirstDefier", "ref": "B0TFD"}]}])
     assert author_refs(evidence, {"jf brink thefirstdefier"}) == [("jf brink thefirstdefier", "audible", "B0TFD")]
