@@ -53,6 +53,13 @@ _NUMBERED_LEAF = re.compile(
 )
 
 
+# Organisers' and rippers' folders (audiobook-organizer, posted in ABS issues): a leaf
+# "Author - Series [01] - Title", a series folder "Series [3]/Title", a leaf "05 Title".
+_BRACKETED_LEAF = re.compile(r"^(?P<series>.*?[^\W\d_].*?)\s*\[(?P<num>\d{1,3}(?:\.\d+)?)\]\s*(?:-|–|:)\s+(?P<title>.+)$")
+_BRACKETED_FOLDER = re.compile(r"^(?P<series>.*?[^\W\d_].*?)\s*\[(?P<num>\d{1,3}(?:\.\d+)?)\]$")
+_BARE_NUMBERED_LEAF = re.compile(r"^(?P<num>\d{1,2})\s+(?P<title>.*[^\W\d_].*)$")
+
+
 @dataclass(frozen=True, slots=True)
 class Recovered:
     series: str
@@ -140,18 +147,34 @@ def from_folder(rel_path: str | None, title: str | None) -> Recovered | None:
             and title_key(f"{match['series']} {match['num']}") != item_key  # "Room 237 - Room 237": the title's own number
         ):
             return Recovered(match["series"].strip(), match["num"], "folder", match["title"].strip() if whole else None)
+    if (match := _BRACKETED_LEAF.match(leaf)) and (whole or _same_title(match["title"], item_key)):
+        series = _without_author(match["series"], parts[:-1])
+        if _is_series_name(series):
+            return Recovered(series, match["num"], "folder", match["title"].strip() if whole else None)
     if len(parts) < 3:
         return None
+    folder = _BRACKETED_FOLDER.match(clean_text(parts[-2]))
+    if folder and _same_title(leaf, item_key) and fold(folder["series"]) != fold(parts[-3]):
+        return Recovered(folder["series"].strip(), folder["num"], "folder")
     series = clean_text(parts[-2])
     if not fold(series) or fold(series) == fold(parts[-3]):
         return None
     if (match := _NUMBERED_LEAF.match(leaf)) and (whole or _same_title(match["title"], item_key)):
         return Recovered(series, match["num"], "folder", match["title"].strip() if whole else None)
+    # "05 Death Masks": only when the rest is the book's own title ("11 22 63" is a title).
+    if not whole and (match := _BARE_NUMBERED_LEAF.match(leaf)) and _same_title(match["title"], item_key):
+        return Recovered(series, match["num"], "folder")
     # "Bobiverse/Bobiverse 3": the title is the series folder's name plus a number.
     match = _SERIES_AND_NUMBER.match(clean_text(title))
     if match and series_key(match["series"]) == series_key(series) and _same_title(leaf, item_key):
         return Recovered(series, match["num"], "folder")
     return None
+
+
+def _without_author(series: str, parents: list[str]) -> str:
+    """ "Jim Butcher - The Dresden Files" under the folder "Jim Butcher" is "The Dresden Files"."""
+    head, sep, tail = series.partition(" - ")
+    return tail.strip() if sep and fold(head) in {fold(p) for p in parents} else series.strip()
 
 
 def _same_title(folder_title: str, item_key: str) -> bool:

@@ -24,7 +24,7 @@ from mamcrawler.identity import (
 )
 from mamcrawler.library import Skipped, normalise_library, snapshot_rows
 from mamcrawler.names import author_key, series_key
-from mamcrawler.series_recovery import from_folder, from_title, split_edition_base, strip_series_note
+from mamcrawler.series_recovery import Recovered, from_folder, from_title, split_edition_base, strip_series_note
 
 TODAY = date(2026, 11, 25)
 SETTINGS = CompletenessSettings(today=TODAY, follow_min_books=99)
@@ -534,3 +534,24 @@ def test_an_announced_book_of_a_series_and_its_sub_series_is_upcoming_once():
     result = find_missing(books, frame_from_rows(rows, CATALOG_SCHEMA), None, None, SETTINGS)
     assert result.missing.is_empty()
     assert result.upcoming["title"].to_list() == ["Untitled New Hercule Poirot Mystery"]
+
+
+def test_organiser_folders_give_positions_and_the_library_shows_the_hole():
+    # audiobook-organizer and rippers (posted in ABS issues), books no provider matched.
+    assert from_folder("Jim Butcher/The Dresden Files/Jim Butcher - The Dresden Files [01] - Storm Front", "Storm Front") == \
+        Recovered("The Dresden Files", "01", "folder")
+    assert from_folder("Jim Butcher/The Dresden Files [3]/Grave Peril", "Grave Peril") == Recovered("The Dresden Files", "3", "folder")
+    assert from_folder("Jim Butcher/Dresden Files/05 Death Masks", "Death Masks") == Recovered("Dresden Files", "05", "folder")
+    assert from_folder("Terry Pratchett/Discworld - City Watch [01] - Guards! Guards!", "Guards! Guards!").series == "Discworld - City Watch"
+    assert from_folder("Stephen King/Novels/11 22 63", "11 22 63") is None  # the leaf is the title itself
+    assert from_folder("Jim Butcher/The Dresden Files [3]/Grave Peril", "Summer Knight") is None  # another book's folder
+    books = library([
+        {"title": "The Lies of Locke Lamora", "authors": ["Scott Lynch"],
+         "path": "Scott Lynch/Gentleman Bastard/Scott Lynch - Gentleman Bastard [01] - The Lies of Locke Lamora"},
+        {"title": "The Republic of Thieves", "authors": ["Scott Lynch"],
+         "path": "Scott Lynch/Gentleman Bastard/Scott Lynch - Gentleman Bastard [03] - The Republic of Thieves"},
+        {"title": "The Blade Itself", "authors": ["Joe Abercrombie"], "path": "Joe Abercrombie/The First Law [1]/The Blade Itself"},
+        {"title": "Last Argument of Kings", "authors": ["Joe Abercrombie"], "path": "Joe Abercrombie/The First Law [3]/Last Argument of Kings"},
+    ])
+    gaps = find_missing(books, None, None, None, SETTINGS).missing
+    assert {(r["series"], r["position"]) for r in gaps.iter_rows(named=True)} == {("Gentleman Bastard", 2), ("The First Law", 2)}
