@@ -155,6 +155,16 @@ _TAGLINE = re.compile(
 )
 
 
+# An alternative title after "or" (OpenLibrary keeps them): "The Hobbit, or, There and Back
+# Again", "Frankenstein; or, The Modern Prometheus" are "The Hobbit" and "Frankenstein".
+_ALTERNATIVE = re.compile(r"^(?P<title>.*?[^\W\d_].*?)\s*[,;:]\s*or\s*,?\s+\S.*$", re.IGNORECASE)
+
+
+def _before_alternative(title: str) -> str | None:
+    match = _ALTERNATIVE.match(title)
+    return match["title"] if match else None
+
+
 def _before_tagline(title: str) -> str | None:
     """ "Memorial Day: A Mitch Rapp Novel" -> "Memorial Day": the title before a tag line."""
     match = _TAGLINE.match(title)
@@ -171,7 +181,8 @@ def _facts(title: str | None) -> tuple[frozenset[str], frozenset[float], str]:
     key = title_key(text)
     # A number in the tag line ("A Novel with Three Codas") is not the work's sequel number.
     plain = _before_tagline(text)
-    keys = {key, _subtitle_key(text), plain and title_key(plain)} - {None, ""}
+    alternative = _before_alternative(text)
+    keys = {key, _subtitle_key(text), plain and title_key(plain), alternative and title_key(alternative)} - {None, ""}
     return frozenset(keys), frozenset(sequel_numbers(plain or text)), key
 
 

@@ -495,6 +495,10 @@ def test_a_tag_line_after_the_title_is_no_part_of_the_work():
     assert index.owns("Magpie Murders", {"anthony horowitz"}) == "title"
     assert index.owns("Redshirts", {"john scalzi"}) == "title"
     assert index.owns("Memorial Day II", {"vince flynn"}) is None  # the sequel guard still holds
+    # OpenLibrary's alternative titles: "The Hobbit, or, There and Back Again" is The Hobbit.
+    assert same_work("The Hobbit, or, There and Back Again", "The Hobbit")
+    assert same_work("Frankenstein; or, The Modern Prometheus", "Frankenstein")
+    assert not same_work("Either/Or", "Either") and not same_work("Now or Never", "Now")
     assert index.owns("Memorial Day", {"louise penny"}) is None
     assert index.owns("The Dark Tower", {"stephen king"}) is None  # a subtitle that is a title is not a tag line
     assert same_work("The Lost Metal: A Mistborn Novel", "The Lost Metal") and not same_work("A Novel", "The Lost Metal")
