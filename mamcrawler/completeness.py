@@ -62,7 +62,9 @@ _COMPILATION = re.compile(r"\b(box(ed)? set|omnibus|collection|books? \d+ ?(-|â€
 
 
 def looks_like_compilation(title: str | None) -> bool:
-    return bool(title and _COMPILATION.search(title))
+    """By the title's own words: a series note ("Fall of Giants (The Century Trilogy, #1)") names
+    the series, not a box set."""
+    return bool(title and _COMPILATION.search(work_title(title)))
 
 
 # Another production of a book (GraphicAudio, a full cast) or one part of a split edition.

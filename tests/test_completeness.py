@@ -147,6 +147,9 @@ def test_compilation_and_adaptation_titles():
     assert looks_like_adaptation("The Hobbit", "BBC Full-Cast Dramatisation") and not looks_like_adaptation("Part One", None)
     assert looks_like_compilation("Mistborn Trilogy Boxed Set") and looks_like_compilation("The Expanse Books 1-3")
     assert not looks_like_compilation("The Final Empire") and not looks_like_compilation("Collected Works of Nobody")
+    # A series note names the series: a book of "The Century Trilogy" is one book.
+    assert not looks_like_compilation("Fall of Giants (The Century Trilogy, #1)")
+    assert looks_like_compilation("The Century Trilogy Boxed Set (The Century Trilogy, #1-3)")
 
 
 def test_rows_keep_identity_across_runs():
