@@ -38,13 +38,32 @@ def series_refs(
     matched = matched_candidates(candidates, min_confidence)
     if matched is None:
         return []
-    memberships = series_memberships(books, matched).select("item_id", "series_id", "series_key")
+    memberships = series_memberships(books, matched).select("item_id", "series_id", "series_key", "sort_key")
     accepted = matched.select("item_id", "provider", "series_refs").explode("series_refs").drop_nulls("series_refs").unnest("series_refs")
     if accepted.is_empty():
         return []
     accepted = accepted.with_columns(pl.col("name").map_elements(series_key, return_dtype=pl.Utf8).alias("series_key"))
     joined = accepted.join(memberships, on=["item_id", "series_key"], how="inner")
-    return sorted(set(joined.select("series_id", "provider", "ref").iter_rows()))
+    found = set(joined.select("series_id", "provider", "ref").iter_rows())
+    # A tag that names the series otherwise ("ACOTAR" for Audible's "A Court of Thorns and
+    # Roses"): the provider's series stands for the book's membership at the same position,
+    # in a series no provider names.
+    named = set(joined["series_id"].to_list())
+    placed: dict[str, list[tuple[str, float]]] = {}
+    for item_id, sid, position in memberships.select("item_id", "series_id", "sort_key").iter_rows():
+        if sid not in named and position is not None:
+            placed.setdefault(item_id, []).append((sid, position))
+    positions = {}
+    if "series" in matched.columns:
+        for item_id, entries in matched.select("item_id", "series").iter_rows():
+            for entry in entries or ():
+                if entry and entry.get("name") and (pos := parse_position(entry.get("sequence"))) is not None:
+                    positions.setdefault((item_id, series_key(entry["name"])), pos.sort_key)
+    unlinked = accepted.join(memberships, on=["item_id", "series_key"], how="anti")
+    for item_id, provider, ref, key in unlinked.select("item_id", "provider", "ref", "series_key").iter_rows():
+        position = positions.get((item_id, key))
+        found |= {(sid, provider, ref) for sid, at in placed.get(item_id, ()) if position is not None and at == position}
+    return sorted(found)
 
 
 def author_refs(

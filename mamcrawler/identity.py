@@ -323,6 +323,28 @@ def _series_refs(matched: pl.DataFrame | None) -> dict[tuple[str, str], list[str
     return refs
 
 
+def _refs_by_position(refs: dict[tuple[str, str], list[str]], flat: pl.DataFrame, matched: pl.DataFrame | None) -> None:
+    """A provider series a book's candidate names under another name than any of the book's
+    memberships ("A Court of Thorns and Roses" for the tag "ACOTAR", "Hercule Poirot" for
+    "Poirot") stands for the membership at the same position: one provider series, one series."""
+    if matched is None or not refs or "series" not in matched.columns:
+        return
+    positions: dict[tuple[str, str], float] = {}
+    for item_id, entries in matched.select("item_id", "series").iter_rows():
+        for entry in entries or ():
+            if entry and entry.get("name") and (pos := parse_position(entry.get("sequence"))) is not None and pos.sort_key is not None:
+                positions.setdefault((item_id, series_key(entry["name"])), pos.sort_key)
+    own: dict[str, list[tuple[str, float | None]]] = defaultdict(list)
+    for item_id, key, position in flat.select("item_id", "series_key", "sort_key").iter_rows():
+        own[item_id].append((key, position))
+    for (item_id, key), found in list(refs.items()):
+        if any(k == key for k, _ in own.get(item_id, ())) or (position := positions.get((item_id, key))) is None:
+            continue
+        for other, at in own.get(item_id, ()):
+            if at == position and not refs.get((item_id, other)):
+                refs[(item_id, other)] = list(found)
+
+
 def _with_matched_positions(flat: pl.DataFrame, books: pl.DataFrame, matched: pl.DataFrame | None) -> pl.DataFrame:
     """A book ABS knows in no series gains the first series and position its matched candidate
     names (source "enrichment"): that position is owned, although it makes no holes of its own."""
@@ -366,6 +388,7 @@ def series_memberships(books: pl.DataFrame, matched: pl.DataFrame | None = None)
     flat = _with_matched_positions(flat, books, matched)
     items, keys, authors_per_row = flat["item_id"].to_list(), flat["series_key"].to_list(), flat["author_keys"].to_list()
     refs = _series_refs(matched)
+    _refs_by_position(refs, flat, matched)
     uf = UnionFind()
     for item_id, key, authors in zip(items, keys, authors_per_row):
         nodes = [f"{key}\x1f{a}" for a in authors]

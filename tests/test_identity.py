@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mamcrawler.candidates import Candidate
-from mamcrawler.catalog import AUTHOR_CATALOG_SCHEMA, CATALOG_SCHEMA, author_refs, catalog_rows
+from mamcrawler.catalog import AUTHOR_CATALOG_SCHEMA, CATALOG_SCHEMA, author_refs, catalog_rows, series_refs
 from mamcrawler.completeness import CompletenessSettings, find_missing, followed_authors, override_sets
 from mamcrawler.enrichment import CANDIDATE_SCHEMA, OwnedBook, match
 from mamcrawler.frames import frame_from_rows
@@ -559,3 +559,28 @@ def test_organiser_folders_give_positions_and_the_library_shows_the_hole():
     ])
     gaps = find_missing(books, None, None, None, SETTINGS).missing
     assert {(r["series"], r["position"]) for r in gaps.iter_rows(named=True)} == {("Gentleman Bastard", 2), ("The First Law", 2)}
+
+
+def test_a_tag_naming_the_series_otherwise_takes_the_provider_series_at_the_same_position():
+    # "ACOTAR" in the tags, "A Court of Thorns and Roses" on Audible, positions agreeing.
+    books = library([
+        {"title": "A Court of Thorns and Roses", "authors": ["Sarah J. Maas"], "series": [("ACOTAR", "1")]},
+        {"title": "A Court of Mist and Fury", "authors": ["Sarah J. Maas"], "series": [("ACOTAR", "2")]},
+        {"title": "Night Watch", "authors": ["Terry Pratchett"], "series": [("Discworld - City Watch", "6")]},
+    ])
+    refs = [{"name": "A Court of Thorns and Roses", "ref": "B0ACOTAR"}]
+    evidence = candidates([
+        {"item_id": "li_0", "provider": "audible", "series": [{"name": "A Court of Thorns and Roses", "sequence": "1"}], "series_refs": refs},
+        {"item_id": "li_1", "provider": "audible", "series": [{"name": "A Court of Thorns and Roses", "sequence": "2"}], "series_refs": refs},
+        {"item_id": "li_2", "provider": "audible", "series": [{"name": "Discworld", "sequence": "29"},
+                                                               {"name": "Discworld - City Watch", "sequence": "6"}],
+         "series_refs": [{"name": "Discworld", "ref": "B0DISC"}, {"name": "Discworld - City Watch", "ref": "B0WATCH"}]},
+    ])
+    acotar = series_memberships(books, matched_candidates(evidence)).filter(pl.col("series") == "ACOTAR")["series_id"][0]
+    linked = series_refs(books, evidence)
+    assert (acotar, "audible", "B0ACOTAR") in linked
+    # Another position in a series of its own name links nothing: Night Watch is City Watch #6, Discworld #29.
+    assert {ref for _, _, ref in linked} == {"B0ACOTAR", "B0WATCH"}
+    # A position that disagrees links nothing either.
+    other = evidence.with_columns(pl.lit([{"name": "A Court of Thorns and Roses", "sequence": "3"}]).alias("series"))
+    assert {ref for _, _, ref in series_refs(books, other)} == {"B0WATCH"}  # named by its own name
