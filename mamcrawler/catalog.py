@@ -3,7 +3,8 @@ and the titles of the positions the library is missing.
 
 A provider's series is tied to one of our series (`series_id`, see identity.py) only through
 a book we own that the provider matched at the ownership level or better (default MEDIUM),
-and only when the provider's series name folds to the same key as our membership.
+and only when the provider's series name folds to the same key as our membership, or names
+the book at the same position of a series no provider names ("ACOTAR").
 """
 
 from __future__ import annotations
