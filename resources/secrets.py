@@ -73,8 +73,16 @@ def scrub(text: str, extra: Iterable[str] = ()) -> str:
 
 def scrubbed_json(response: Any) -> Any:
     """An httpx response's JSON, parsed from its scrubbed text (what is kept never holds a
-    secret the server echoed); ValueError as `response.json()`."""
-    return json.loads(scrub(response.text))
+    secret the server echoed); ValueError as `response.json()`. An integer longer than Python
+    converts (4,300 digits) stays its text: one absurd field costs its row, not the answer."""
+    return json.loads(scrub(response.text), parse_int=_int_or_text)
+
+
+def _int_or_text(text: str) -> int | str:
+    try:
+        return int(text)
+    except ValueError:
+        return text
 
 
 def excerpt(text: object, limit: int = 200, extra: Iterable[str] = ()) -> str:
