@@ -495,3 +495,35 @@ def test_sends_interrupted_by_a_crash_are_finished_once(tmp_path, monkeypatch):
             assert _leecher_hashes(world).count(torrent_hash) == 1
         assert not kept.exists()  # it carries the passkey: kept only while the send is unfinished
         _assert_consistent(world)
+
+
+@pytest.mark.qbittorrent
+def test_a_qbittorrent_listing_nothing_fails_no_download_but_a_real_removal_does(tmp_path, monkeypatch):
+    """Found by `bench faults` (downloads.empty_torrent_list): a qBittorrent answering `[]`
+    (still loading its session) had every live download failed as "removed", its book sent again."""
+    from bench.fault_cases.downloads import _listing_nothing
+
+    with _world(tmp_path, monkeypatch) as world:
+        assert world.run("refresh_library").success
+        assert world.run("search_and_queue").success
+        live = _requests(world).filter(pl.col("status").is_in(LIVE))
+        assert live.height == 2 and len(_leecher_hashes(world)) == 2
+        real = world.env["QBITTORRENT_URL"]
+        with _listing_nothing(real) as proxy:
+            world.env["QBITTORRENT_URL"] = proxy
+            blind = world.run("import_downloads")
+        world.env["QBITTORRENT_URL"] = real
+        assert blind.success and "lists no torrent at all" in _metadata(blind, "imported_books")["errors"]
+        assert _requests(world).filter(pl.col("status").is_in(LIVE)).height == 2
+        assert _failures(world, "download") == []
+        _assert_consistent(world)
+
+        client = world.leecher.client()  # the user removes Stormlight #3; the other download stays
+        client.torrents_delete(delete_files=True, torrent_hashes=world.info_hash)
+        client.auth_log_out()
+        world.wait_for(lambda: world.info_hash not in _leecher_hashes(world), "the torrent to be removed")
+        assert world.run("import_downloads").success
+        [request] = _requests_of(world, _stormlight_3(world)["missing_id"]).to_dicts()
+        assert request["status"] == "failed" and request["error"] == "removed from qBittorrent"
+        assert _requests(world).filter(pl.col("status").is_in(LIVE)).height == 1
+        _assert_consistent(world)
