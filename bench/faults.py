@@ -1,4 +1,4 @@
-"""`python -m bench faults [--only MODULE[.CASE],...] [--timeout S]`: the fault matrix.
+"""`python -m bench faults [--only MODULE[.CASE],...] [--timeout S] [--jobs N]`: the fault matrix.
 
 Every case of every module in `bench/fault_cases` runs in a subprocess of its own (its own
 session, so a case past the time limit is killed with everything it started and counts as
@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from bench.fault_cases import FaultResult, canary_environment, secrets_found
@@ -32,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "bench.fault_cases"
 RESULT_MARK = "FAULT-RESULT "
 DEFAULT_TIMEOUT_S = 300.0
+DEFAULT_JOBS = 2  # cases at a time: most of a case's time is waiting (servers, retries, subprocesses)
 # Settings of the developer's shell that would point a case at a real service or home.
 CLEARED = ("ABS_", "DAGSTER_", "MAMCRAWLER_", "QBITTORRENT_URL", "QBITTORRENT_USERNAME", "TORZNAB_", "CUSTOM_PROVIDER_")
 
@@ -109,20 +111,25 @@ def _parse(name: str, out: str, err: str, returncode: int | None, hung: bool, ti
     return FaultResult(name, survived=False, detail=f"the case crashed (exit {returncode}): {tail[:300]}")
 
 
-def faults(only: Iterable[str] | None = None, timeout_s: float = DEFAULT_TIMEOUT_S, package: str = PACKAGE,
-           extra_path: Path | None = None, progress=lambda line: print(line, file=sys.stderr, flush=True)) -> dict:
-    """Run every case (or the ones `only` names) and add the figures up."""
+def faults(only: Iterable[str] | None = None, timeout_s: float = DEFAULT_TIMEOUT_S, jobs: int = DEFAULT_JOBS,
+           package: str = PACKAGE, extra_path: Path | None = None,
+           progress=lambda line: print(line, file=sys.stderr, flush=True)) -> dict:
+    """Run every case (or the ones `only` names), `jobs` at a time, and add the figures up.
+    `package` and `extra_path` (put on the path) name another package of cases, for tests."""
     if extra_path:
         sys.path.insert(0, str(extra_path))
     started = time.monotonic()
     stored = [ROOT / "data", ROOT / "logs"]
     before = secrets_found([p for p in stored if p.exists()])
+    names = discover(package, only)
     results = []
-    for name in discover(package, only):
-        result = run_case(name, timeout_s, package, extra_path)
-        results.append(result)
-        verdict = "HUNG" if result["hung"] else "FAILED" if result["failed"] else "ok"
-        progress(f"{verdict:6} {name} ({result['seconds']} s): {result['detail'][:200]}")
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        for future in as_completed([pool.submit(run_case, name, timeout_s, package, extra_path) for name in names]):
+            result = future.result()
+            results.append(result)
+            verdict = "HUNG" if result["hung"] else "FAILED" if result["failed"] else "ok"
+            progress(f"{verdict:6} {result['case']} ({result['seconds']} s): {result['detail'][:200]}")
+    results.sort(key=lambda r: names.index(r["case"]))
     project_leaks = max(0, secrets_found([p for p in stored if p.exists()]) - before)
     return {
         "benchmark": "faults",
