@@ -8,7 +8,7 @@
     python -m bench unreachable [N]   # enrichment of N books (default 5,000) with every provider unreachable
     python -m bench faults [--only MODULE[.CASE],...] [--timeout S] [--jobs N]
                                       # the fault matrix: every case of bench/fault_cases, each in its own
-                                      # subprocess with a time limit (default 300 s), 2 at a time; progress on stderr
+                                      # subprocess with a time limit (default 300 s), 3 at a time; progress on stderr
 """
 
 import json

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "bench.fault_cases"
 RESULT_MARK = "FAULT-RESULT "
 DEFAULT_TIMEOUT_S = 300.0
-DEFAULT_JOBS = 2  # cases at a time: most of a case's time is waiting (servers, retries, subprocesses)
+DEFAULT_JOBS = 3  # cases at a time: most of a case's time is waiting (servers, retries, backoff), not CPU
 # Settings of the developer's shell that would point a case at a real service or home.
 CLEARED = ("ABS_", "DAGSTER_", "MAMCRAWLER_", "QBITTORRENT_URL", "QBITTORRENT_USERNAME", "TORZNAB_", "CUSTOM_PROVIDER_")
 
