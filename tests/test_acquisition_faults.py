@@ -23,7 +23,7 @@ from assets import acquisition as acquisition_assets
 from assets.checks import every_queued_book_has_a_download
 from mamcrawler import importing
 from mamcrawler.acquisition import REQUEST_SCHEMA, request_row
-from mamcrawler.importing import UnsafeName, safe_relative
+from mamcrawler.importing import MARKER, UnsafeName, safe_relative
 from mamcrawler.torrents import info_hash, make_torrent
 from resources import qbittorrent as qbittorrent_module
 from resources.mam import AUTH_HELP
@@ -237,7 +237,7 @@ def test_disk_full_while_copying_leaves_nothing_and_the_next_import_places_the_b
         assert _requests_of(world, book["missing_id"])["status"].to_list() == ["imported"]
         assert _stormlight_3(world)["status"] == "completed"
         folder = world.library_dir / "Brandon Sanderson" / "The Stormlight Archive" / "Book 3 - Oathbringer"
-        assert sorted(p.name for p in folder.iterdir()) == ["Oathbringer - Part 01.mp3", "Oathbringer - Part 02.mp3"]
+        assert sorted(p.name for p in folder.iterdir()) == [MARKER, "Oathbringer - Part 01.mp3", "Oathbringer - Part 02.mp3"]
         _assert_consistent(world)
 
 
@@ -324,7 +324,7 @@ def test_a_torrent_naming_a_parent_folder_is_placed_inside_the_book_folder_only(
         assert _stormlight_3(world)["status"] == "completed"
         folder = world.library_dir / "Brandon Sanderson" / "The Stormlight Archive" / "Book 3 - Oathbringer"
         placed = sorted(p.relative_to(world.library_dir) for p in world.library_dir.rglob("*") if p.is_file())
-        assert placed == [folder.relative_to(world.library_dir) / n for n in ("Oathbringer - Part 01.mp3", "evil.mp3")]
+        assert placed == [folder.relative_to(world.library_dir) / n for n in (MARKER, "Oathbringer - Part 01.mp3", "evil.mp3")]
         downloads = Path(world.env["MAMCRAWLER_QBITTORRENT_SAVE_PATH"])
         assert sorted(tmp_path.rglob("evil.mp3")) == sorted(
             [seed / "Oathbringer" / "evil.mp3", downloads / "Oathbringer" / "evil.mp3", folder / "evil.mp3"]
