@@ -404,6 +404,19 @@ def imported_books(
         counts.update({f"now {status}": n for status, n in updates["status"].value_counts().iter_rows()})
 
     active = store.read_table("download_requests").filter(pl.col("status").is_in(["sent", "downloading"]))
+    try:
+        # Absence is not evidence: a qBittorrent that lists nothing at all has not shown that
+        # our downloads were removed, so none is failed (and its book sent again) for it.
+        blind = not torrents and not active.is_empty() and not qbittorrent.holds_any_torrent()
+    except QBittorrentError as exc:
+        raise Failure(description=f"cannot read the downloads from qBittorrent: {exc}") from None
+    if blind:
+        counts["not judged: qBittorrent lists no torrent at all"] = active.height
+        ledger.errors.append(
+            f"qBittorrent lists no torrent at all, yet {active.height} downloads were sent to it: none is taken as "
+            "removed (a qBittorrent still loading its session answers so); if you did remove them, ignore the books (`mamcrawler override add ignore_book ...`)"
+        )
+        active = active.head(0)
     for request in active.iter_rows(named=True):
         seen = observed.get(request["info_hash"])
         try:

@@ -50,8 +50,9 @@ def _fold(text: str) -> str:
 
 
 def clean_text(text: str | None) -> str:
-    """Collapse whitespace and drop control characters, keeping everything else."""
-    if not text:
+    """Collapse whitespace and drop control characters, keeping everything else; anything that
+    is not text (a provider's `"title": NaN`) is no text."""
+    if not text or not isinstance(text, str):
         return ""
     if not text.isprintable():
         text = _CONTROL.sub(" ", text)

@@ -217,7 +217,7 @@ def release_from_item(item: ET.Element, indexer: str) -> Release | str:
         title=title,
         authors=authors,
         filetype=filetype,
-        size_bytes=_int(elements.get("size")) or _int(attr("size")) or _enclosure_length(item),
+        size_bytes=_size(elements.get("size")) or _size(attr("size")) or _enclosure_length(item),
         num_files=_int(attr("files")) or _int(elements.get("files")),
         tags=_tags(raw_title, elements.get("description", ""), attrs.get("tag", [])),
         seeders=seeders,
@@ -370,8 +370,14 @@ def _added(pub_date: str | None) -> str | None:
 def _enclosure_length(item: ET.Element) -> int | None:
     for child in item:
         if _local(child.tag) == "enclosure":
-            return _int(child.get("length"))
+            return _size(child.get("length"))
     return None
+
+
+def _size(text: str | None) -> int | None:
+    """A size in bytes, or None for one no file has (negative, or past a 64-bit column)."""
+    size = _int(text)
+    return size if size is not None and 0 <= size < 2**63 else None
 
 
 def _int(text: str | None) -> int | None:

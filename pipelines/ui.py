@@ -148,11 +148,27 @@ async def _lifespan(_app: object) -> AsyncIterator[None]:
         yield
 
 
+# Dagster puts each code server's gRPC socket in TMPDIR as "<TMPDIR>/tmpXXXXXXXX", and a Unix
+# socket path holds 107 bytes at most: under a long TMPDIR every code server failed to start
+# and the UI came up with no assets.
+SOCKET_PATH_MAX = 107
+_SCRATCH_AND_SOCKET = len("/mamcrawler-ui-XXXXXXXX/tmpXXXXXXXX")
+
+
+def scratch_folder() -> Path:
+    """A fresh folder for every temporary file of the UI's process tree, short enough for the
+    sockets in it: under TMPDIR when that leaves room, else under /tmp."""
+    base = tempfile.gettempdir()
+    if len(os.fsencode(base)) + _SCRATCH_AND_SOCKET > SOCKET_PATH_MAX:
+        base = "/tmp"
+    return Path(tempfile.mkdtemp(prefix="mamcrawler-ui-", dir=base))
+
+
 def serve(host: str, port: int, workspace: Path, extra_hosts: Iterable[str] = (), say: Callable[[str], None] = print) -> int:
     """Run the guarded webserver and the daemon until SIGINT or SIGTERM; 0 after a clean stop."""
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _on_signal)
-    scratch = Path(tempfile.mkdtemp(prefix="mamcrawler-ui-"))
+    scratch = scratch_folder()
     os.environ["TMPDIR"] = str(scratch)  # every temporary file of the tree, removed below
     tempfile.tempdir = None
     daemon: subprocess.Popen | None = None

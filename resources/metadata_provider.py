@@ -360,7 +360,10 @@ class MetadataProvider(FixedConfig, ConfigurableResource):
                 return
             kept = []
             for candidate in raw:
-                clean, reasons = sanitise(candidate)
+                try:
+                    clean, reasons = sanitise(candidate)
+                except Exception:  # a field of a type the parser let through: this candidate only
+                    clean, reasons = None, ["unreadable_candidate"]
                 for reason in reasons:
                     stats.skip(reason)
                 if clean is not None:

@@ -465,6 +465,13 @@ class QBittorrentResource(FixedConfig, ConfigurableResource):
             found = client.torrents_info(tag=tag) if tag else client.torrents_info(category=self.category)
         return [TorrentState.from_info(dict(info)) for info in found]
 
+    def holds_any_torrent(self) -> bool:
+        """Whether qBittorrent lists any torrent at all, of any category: one that lists none
+        (still loading its session after a restart, or its state lost) is no evidence that a
+        download was removed."""
+        with self._session("list torrents") as client:
+            return bool(client.torrents_info(limit=1))
+
     def files(self, info_hash: str) -> list[tuple[str, int]]:
         """(path relative to the torrent's save path, size) for every file of the torrent."""
         info_hash = _normalise_hash(info_hash)

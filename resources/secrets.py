@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+import httpx
+
 SECRET_VARIABLES = (
     "ABS_API_KEY", "MAM_ID", "MAM_PASSWORD", "QBITTORRENT_PASSWORD", "HARDCOVER_TOKEN", "GOOGLE_BOOKS_API_KEY",
 )
@@ -71,10 +73,42 @@ def scrub(text: str, extra: Iterable[str] = ()) -> str:
     return text
 
 
+def _sent(response: Any) -> str | None:
+    """What the request behind `response` carried (URL, headers, body); None when unknown."""
+    try:
+        request = response.request
+        body = request.content.decode("utf-8", "replace")
+    except (AttributeError, RuntimeError, httpx.RequestNotRead):
+        return None
+    return " ".join([str(request.url), *(f"{k}: {v}" for k, v in request.headers.items()), body])
+
+
+def scrubbed_text(response: Any) -> str:
+    """An httpx response's text without the secrets its request carried: a server can echo
+    only what it was sent. Scrubbing every configured secret from data would corrupt it when a
+    user's password is a plain word ("audiobooks" is in every ABS path)."""
+    sent = _sent(response)
+    if sent is None:
+        return scrub(response.text)
+    text = response.text
+    for value in secret_values():
+        if value in sent and value in text:
+            text = text.replace(value, MASK)
+    return text
+
+
 def scrubbed_json(response: Any) -> Any:
     """An httpx response's JSON, parsed from its scrubbed text (what is kept never holds a
-    secret the server echoed); ValueError as `response.json()`."""
-    return json.loads(scrub(response.text))
+    secret the server echoed); ValueError as `response.json()`. An integer longer than Python
+    converts (4,300 digits) stays its text: one absurd field costs its row, not the answer."""
+    return json.loads(scrubbed_text(response), parse_int=_int_or_text)
+
+
+def _int_or_text(text: str) -> int | str:
+    try:
+        return int(text)
+    except ValueError:
+        return text
 
 
 def excerpt(text: object, limit: int = 200, extra: Iterable[str] = ()) -> str:

@@ -43,7 +43,7 @@ from resources.fixed import FixedConfig
 from resources.http import RETRY_STATUS, retry_after, send_with_retries
 from resources.metadata_provider import TokenBucket
 from resources.replay.torznab import JACKETT_KEY, TorznabReplay
-from resources.secrets import ScrubbedError, register, scrub
+from resources.secrets import ScrubbedError, register, scrubbed_text
 
 # httpx logs full URLs at INFO, and Torznab keys travel in the query string.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -310,7 +310,7 @@ class TorznabResource(FixedConfig, ConfigurableResource):
                 "set the indexer URL to the address it redirects to"
             )
         self._raise_for_error(indexer, what, response)
-        return scrub(response.text)
+        return scrubbed_text(response)
 
     def _send(
         self, client: httpx.Client, indexer: TorznabIndexerConfig, what: str, url: str,

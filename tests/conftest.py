@@ -17,6 +17,19 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("MAMCRAWLER_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
 
 
+@pytest.fixture(autouse=True)
+def registered_secrets():
+    """Secrets a test registers end with it: one left behind would be cut out of every later
+    answer in that worker (a registered "enclosure" broke every Torznab feed)."""
+    from resources import secrets
+
+    before = set(secrets._registered)
+    yield
+    with secrets._lock:
+        secrets._registered.clear()
+        secrets._registered.update(before)
+
+
 @pytest.fixture
 def abs_items() -> list[dict]:
     return load("abs", "items_batch_get_all.json")["libraryItems"]

@@ -43,40 +43,52 @@ def _instance(home: Path) -> DagsterInstance:
         return DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
 
 
-def kill_inside(env: dict[str, str], job: str, rng: random.Random, timeout_s: float = 60) -> bool:
-    """Start `mamcrawler run` and SIGKILL its process group at a random moment of `job`;
-    True when it was still running when killed."""
+def kill_inside(env: dict[str, str], job: str, rng: random.Random, timeout_s: float = 60) -> tuple[bool, bool]:
+    """Start `mamcrawler run` and SIGKILL its process group at a random moment of `job` while
+    one of its steps holds a pool slot (a kill between steps leaves nothing to recover).
+
+    (killed, blocked): whether it was still running when killed, and whether the kill left
+    what used to block every later run: a `STARTED` run holding a slot."""
     proc = start_run(env)
     home = Path(env["DAGSTER_HOME"])
     deadline = time.monotonic() + timeout_s
+    delay = rng.uniform(0, 1.0)
+    started_at = None
     try:
         while time.monotonic() < deadline and proc.poll() is None:
             if (home / "history" / "runs.db").exists():
                 with _instance(home) as instance:
-                    if any(r.job_name == job and r.status == DagsterRunStatus.STARTED for r in instance.get_runs(limit=5)):
-                        time.sleep(rng.uniform(0, 1.0))
-                        break
+                    runs = [r.run_id for r in instance.get_runs(limit=5)
+                            if r.job_name == job and r.status == DagsterRunStatus.STARTED]
+                    holding = bool(runs) and runs[0] in instance.event_log_storage.get_concurrency_run_ids()
+                if runs and started_at is None:
+                    started_at = time.monotonic()
+                if holding and time.monotonic() - started_at >= delay:
+                    break
             time.sleep(0.05)
     finally:
         killed = proc.poll() is None
         if killed:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
-    return killed
+    with _instance(home) as instance:
+        blocked = bool(instance.get_runs(filters=RUNNING)) and bool(instance.event_log_storage.get_concurrency_run_ids())
+    return killed, blocked
 
 
 def kill_nine_then_run(workdir: Path, seed: int | None = None, jobs=JOBS, timeout_s: float = 120) -> dict:
     """kill -9 of `mamcrawler run` at a random point of every job, then one unattended run.
 
-    `left_blocked` says the kills left what used to block every later run (a `STARTED` run
+    `left_blocked` says a kill left what used to block every later run (a `STARTED` run
     holding a pool slot); `succeeded`/`hung` say how the next run went; `runs_left_running`
     and `slots_left` must be 0 afterwards."""
     seed = random.randrange(10**6) if seed is None else seed
     rng, env = random.Random(seed), cli_env(workdir)
-    killed = [job for job in jobs if kill_inside(env, job, rng)]
+    kills = {job: kill_inside(env, job, rng) for job in jobs}
+    killed = [job for job, (inside, _) in kills.items() if inside]
+    # Each later kill's run recovers what the one before left, so any kill counts.
+    left_blocked = any(blocked for _, blocked in kills.values())
     home = workdir / "home"
-    with _instance(home) as instance:
-        left_blocked = bool(instance.get_runs(filters=RUNNING)) and bool(instance.event_log_storage.get_concurrency_run_ids())
     outcome = {"seed": seed, "killed_inside": killed, "left_blocked": left_blocked, "hung": False, "succeeded": False}
     try:
         done = subprocess.run([*CLI, "run"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout_s)

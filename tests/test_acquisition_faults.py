@@ -23,7 +23,7 @@ from assets import acquisition as acquisition_assets
 from assets.checks import every_queued_book_has_a_download
 from mamcrawler import importing
 from mamcrawler.acquisition import REQUEST_SCHEMA, request_row
-from mamcrawler.importing import UnsafeName, safe_relative
+from mamcrawler.importing import MARKER, UnsafeName, safe_relative
 from mamcrawler.torrents import info_hash, make_torrent
 from resources import qbittorrent as qbittorrent_module
 from resources.mam import AUTH_HELP
@@ -237,7 +237,7 @@ def test_disk_full_while_copying_leaves_nothing_and_the_next_import_places_the_b
         assert _requests_of(world, book["missing_id"])["status"].to_list() == ["imported"]
         assert _stormlight_3(world)["status"] == "completed"
         folder = world.library_dir / "Brandon Sanderson" / "The Stormlight Archive" / "Book 3 - Oathbringer"
-        assert sorted(p.name for p in folder.iterdir()) == ["Oathbringer - Part 01.mp3", "Oathbringer - Part 02.mp3"]
+        assert sorted(p.name for p in folder.iterdir()) == [MARKER, "Oathbringer - Part 01.mp3", "Oathbringer - Part 02.mp3"]
         _assert_consistent(world)
 
 
@@ -324,7 +324,7 @@ def test_a_torrent_naming_a_parent_folder_is_placed_inside_the_book_folder_only(
         assert _stormlight_3(world)["status"] == "completed"
         folder = world.library_dir / "Brandon Sanderson" / "The Stormlight Archive" / "Book 3 - Oathbringer"
         placed = sorted(p.relative_to(world.library_dir) for p in world.library_dir.rglob("*") if p.is_file())
-        assert placed == [folder.relative_to(world.library_dir) / n for n in ("Oathbringer - Part 01.mp3", "evil.mp3")]
+        assert placed == [folder.relative_to(world.library_dir) / n for n in (MARKER, "Oathbringer - Part 01.mp3", "evil.mp3")]
         downloads = Path(world.env["MAMCRAWLER_QBITTORRENT_SAVE_PATH"])
         assert sorted(tmp_path.rglob("evil.mp3")) == sorted(
             [seed / "Oathbringer" / "evil.mp3", downloads / "Oathbringer" / "evil.mp3", folder / "evil.mp3"]
@@ -494,4 +494,36 @@ def test_sends_interrupted_by_a_crash_are_finished_once(tmp_path, monkeypatch):
             assert _book_status(world, book["missing_id"]) == "queued"
             assert _leecher_hashes(world).count(torrent_hash) == 1
         assert not kept.exists()  # it carries the passkey: kept only while the send is unfinished
+        _assert_consistent(world)
+
+
+@pytest.mark.qbittorrent
+def test_a_qbittorrent_listing_nothing_fails_no_download_but_a_real_removal_does(tmp_path, monkeypatch):
+    """Found by `bench faults` (downloads.empty_torrent_list): a qBittorrent answering `[]`
+    (still loading its session) had every live download failed as "removed", its book sent again."""
+    from bench.fault_cases.downloads import _listing_nothing
+
+    with _world(tmp_path, monkeypatch) as world:
+        assert world.run("refresh_library").success
+        assert world.run("search_and_queue").success
+        live = _requests(world).filter(pl.col("status").is_in(LIVE))
+        assert live.height == 2 and len(_leecher_hashes(world)) == 2
+        real = world.env["QBITTORRENT_URL"]
+        with _listing_nothing(real) as proxy:
+            world.env["QBITTORRENT_URL"] = proxy
+            blind = world.run("import_downloads")
+        world.env["QBITTORRENT_URL"] = real
+        assert blind.success and "lists no torrent at all" in _metadata(blind, "imported_books")["errors"]
+        assert _requests(world).filter(pl.col("status").is_in(LIVE)).height == 2
+        assert _failures(world, "download") == []
+        _assert_consistent(world)
+
+        client = world.leecher.client()  # the user removes Stormlight #3; the other download stays
+        client.torrents_delete(delete_files=True, torrent_hashes=world.info_hash)
+        client.auth_log_out()
+        world.wait_for(lambda: world.info_hash not in _leecher_hashes(world), "the torrent to be removed")
+        assert world.run("import_downloads").success
+        [request] = _requests_of(world, _stormlight_3(world)["missing_id"]).to_dicts()
+        assert request["status"] == "failed" and request["error"] == "removed from qBittorrent"
+        assert _requests(world).filter(pl.col("status").is_in(LIVE)).height == 1
         _assert_consistent(world)

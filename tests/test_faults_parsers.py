@@ -8,7 +8,7 @@ lone surrogates, deep nesting, any bytes as a .torrent, any text as a name or a 
 import contextlib
 import io
 import json
-import threading
+from types import SimpleNamespace
 from xml.sax.saxutils import escape, quoteattr
 
 import httpx
@@ -250,7 +250,9 @@ def test_named_helpers_are_total():
 
 # --- provider answers -------------------------------------------------------------------------
 
-_ANSWER = threading.local()
+# Not a threading.local: `enrich` asks from its pool's threads, where a local has no `body`
+# (every answer was an AttributeError, counted as an error, and these tests could not fail).
+_ANSWER = SimpleNamespace(body=b"")
 
 
 def _hostile_transport(self):
@@ -285,3 +287,30 @@ def test_a_deeply_nested_provider_answer_is_a_counted_error():
     _ANSWER.body = b"[" * 100_000 + b"]" * 100_000
     found, stats, errors = HOSTILE_PROVIDERS[2]().enrich([QUERY])
     assert found == {} and stats.errors == 1 and errors
+
+
+@pytest.mark.parametrize("title", [b"NaN", b"5", b"[1]", b'{"a": 1}'])
+def test_a_provider_title_that_is_not_text_costs_that_candidate_only(title):
+    """Found by `bench faults` (parsers.provider_bad_bytes): Google's `"title": NaN` raised
+    AttributeError out of `enrich`, failing the whole provider step."""
+    _ANSWER.body = b'{"items": [{"volumeInfo": {"title": ' + title + b'}}, {"volumeInfo": {"title": "Dune"}}]}'
+    found, _, errors = HOSTILE_PROVIDERS[2]().enrich([QUERY])
+    assert [c.title for c in found["item-1"]] == ["Dune"] and not errors
+
+
+def test_an_integer_past_pythons_limit_costs_its_row_not_the_search():
+    """Found by `bench faults` (parsers.mam_id_5000_digits): valid JSON with a 5,000-digit
+    number failed `json.loads`, so one row lost the whole MAM search."""
+    from resources.secrets import scrubbed_json
+
+    body = scrubbed_json(httpx.Response(200, content=b'{"data": [{"id": ' + b"9" * 5000 + b'}, {"id": 7}]}'))
+    assert body["data"][0]["id"] == "9" * 5000 and body["data"][1]["id"] == 7
+
+
+@pytest.mark.parametrize("size", ["-1", "1e30", str(2**63)])
+def test_a_torznab_size_no_file_has_is_no_size(size):
+    """Found by `bench faults` (parsers.torznab_bad_items_among_good): `<size>-1</size>` was
+    kept as -1 bytes, and 1e30 as a number no Int64 column holds."""
+    item = f"<item><title>Dune</title><guid>g</guid><link>http://x/g.torrent</link><size>{size}</size></item>"
+    [release], _ = releases_from_feed(_feed(item), "x")
+    assert release.size_bytes is None

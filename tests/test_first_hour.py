@@ -53,6 +53,7 @@ def test_the_readme_figures_are_what_the_demo_prints(demo):
     # The log explains the first step's smaller figure: no catalogue yet, the library's holes only.
     assert "45 missing books (45 in owned series" in first.stderr and "0 checked against a provider catalogue" in first.stderr
     assert " - DEBUG - " not in first.stderr  # quiet by default
+    assert [line for line in first.stderr.splitlines() if " - WARNING - " in line] == []  # nothing to worry a new user
 
 
 def test_a_rerun_counts_changes_not_rows(demo):

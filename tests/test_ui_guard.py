@@ -3,6 +3,7 @@ cleanly on SIGTERM and SIGINT when a script starts it in the background with set
 
 import json
 import signal
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -11,7 +12,7 @@ import httpx
 import pytest
 
 from bench.fault_cases.security import LAUNCH, RUNS, graphql, stop_ui, ui_in_background, ui_processes
-from pipelines.ui import allowed_hosts, refusal
+from pipelines.ui import SOCKET_PATH_MAX, allowed_hosts, refusal, scratch_folder
 from tests.conftest import require_binary
 
 CHROMIUM = "/usr/bin/chromium"
@@ -62,6 +63,21 @@ def test_only_the_bound_address_is_answered_off_loopback():
 
 
 # --- the real thing ----------------------------------------------------------------------------
+
+def test_the_scratch_folder_leaves_room_for_the_code_server_sockets(tmp_path, monkeypatch):
+    """Under a long TMPDIR (pytest's own under xdist) every code server failed to bind."""
+    short, long = Path(tempfile.mkdtemp(dir="/tmp")), tmp_path / ("x" * 90)
+    long.mkdir()
+    for tmpdir, parent in ((short, short), (long, Path("/tmp"))):
+        monkeypatch.setattr(tempfile, "tempdir", str(tmpdir))
+        scratch = scratch_folder()
+        try:
+            assert scratch.parent == parent
+            assert len(str(scratch / "tmpabcdefgh")) <= SOCKET_PATH_MAX
+        finally:
+            scratch.rmdir()
+    short.rmdir()
+
 
 @pytest.mark.service
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])

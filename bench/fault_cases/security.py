@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
@@ -227,10 +228,12 @@ def processes_of(session: int) -> set[int]:
 
 @contextlib.contextmanager
 def ui_in_background(tmp_path: Path):
-    """`setsid mamcrawler ui &` from a script (SIGINT arrives ignored); yields (url, pid, tmpdir)."""
-    home, scratch = tmp_path / "dagster_home", tmp_path / "tmp"
+    """`setsid mamcrawler ui &` from a script (SIGINT arrives ignored); yields (url, pid, tmpdir).
+
+    The TMPDIR given is short, so the UI's scratch folder (and the sockets in it) lies inside it."""
+    home = tmp_path / "dagster_home"
     home.mkdir()
-    scratch.mkdir()
+    scratch = Path(tempfile.mkdtemp(prefix="ui-", dir="/tmp"))
     shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
     port = free_port()
     log = tmp_path / "ui.log"
@@ -244,13 +247,15 @@ def ui_in_background(tmp_path: Path):
         deadline = time.monotonic() + 180
         while not graphql(url, "{ assetNodes { id } }", quiet=True):
             if time.monotonic() > deadline or not Path(f"/proc/{pid}").exists():
-                raise RuntimeError("mamcrawler ui did not start:\n" + log.read_text()[-3000:])
+                errors = [line for line in log.read_text().splitlines() if "Error" in line]
+                raise RuntimeError("mamcrawler ui did not start:\n" + "\n".join(errors)[-3000:])
             time.sleep(1)
         yield url, pid, scratch
     finally:
         if Path(f"/proc/{pid}").exists():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def graphql(url: str, query: str, variables: dict | None = None, quiet: bool = False) -> dict:

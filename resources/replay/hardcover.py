@@ -18,7 +18,9 @@ Not recorded, so built by analogy and marked here: unknown series/author ids ans
 the recorded unknown book); a query text that differs from the recording answers a
 Hasura-style `validation-failed` error in the shape of the recorded `errors` envelope;
 the recorded 429 has only `RateLimit-*` headers, so the handler adds `Retry-After`
-(knob `retry_after`, None to send the recording unchanged).
+(knob `retry_after`, None to send the recording unchanged); Brandon Sanderson's author
+record (9300001, which the recorded books name) is built from the recorded Stormlight
+Archive series, so the demo's author catalogue finds him instead of warning on every run.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ REPLAY_TOKEN = "FAKE-HARDCOVER-TOKEN"  # the token the recordings were made with
 _SEARCHES = {"the way of kings brandon sanderson": "search_way_of_kings.json"}
 _BOOKS = {9100001: "book_by_pk_way_of_kings.json", 9100033: "book_by_pk_guards_guards.json"}
 _SERIES = {9200001: "series_by_pk_stormlight.json", 9200003: "series_by_pk_expanse.json"}
-_AUTHORS = {9300002: "author_by_pk_pratchett.json"}
+_AUTHORS = {9300001: "author_by_pk_sanderson.json", 9300002: "author_by_pk_pratchett.json"}
 _JWT = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
 
 
