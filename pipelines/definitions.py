@@ -5,6 +5,7 @@ from collections.abc import Mapping
 
 from dagster import Definitions, in_process_executor
 
+from assets.account import account_checks, mam_user_status
 from assets.acquisition import download_requests, imported_books, release_candidates
 from assets.checks import table_checks
 from assets.completeness import author_catalog, completeness, edit_completeness_overrides, series_catalog
@@ -13,6 +14,7 @@ from assets.metadata import abs_metadata_writeback, book_metadata, enriched_book
 from pipelines.jobs import (
     enrich_metadata,
     import_downloads,
+    refresh_account,
     refresh_author_catalog,
     refresh_library,
     refresh_series_catalog,
@@ -20,6 +22,7 @@ from pipelines.jobs import (
     update_completeness,
 )
 from pipelines.profiles import Profile, build_resources, resolve_profile
+from schedules.account import build_account_schedule
 from schedules.acquisition import build_acquisition_schedule
 from schedules.completeness import build_catalog_schedules
 from schedules.library import build_library_refresh_schedule
@@ -34,12 +37,12 @@ def build_definitions(profile: Profile, env: Mapping[str, str] = os.environ) -> 
         assets=[
             abs_library_items, library_books, series_catalog, author_catalog, completeness,
             book_metadata, enriched_books, abs_metadata_writeback,
-            release_candidates, download_requests, imported_books,
+            release_candidates, download_requests, imported_books, mam_user_status,
         ],
-        asset_checks=table_checks,
+        asset_checks=[*table_checks, *account_checks],
         jobs=[
             refresh_library, enrich_metadata, update_completeness, refresh_series_catalog, refresh_author_catalog,
-            edit_completeness_overrides, search_and_queue, import_downloads,
+            edit_completeness_overrides, search_and_queue, import_downloads, refresh_account,
         ],
         schedules=[
             build_library_refresh_schedule(refresh_library, cron=env.get("MAMCRAWLER_LIBRARY_CRON", "0 1 * * *"), timezone=timezone),
@@ -57,6 +60,7 @@ def build_definitions(profile: Profile, env: Mapping[str, str] = os.environ) -> 
                 timezone=timezone,
             ),
             build_acquisition_schedule(search_and_queue, cron=env.get("MAMCRAWLER_MAM_CRON", "0 2 * * *"), timezone=timezone),
+            build_account_schedule(refresh_account, cron=env.get("MAMCRAWLER_ACCOUNT_CRON", "30 1 * * *"), timezone=timezone),
         ],
         sensors=[build_abs_change_sensor(refresh_library), build_download_sensor(import_downloads)],
         resources=build_resources(profile, env),

@@ -55,3 +55,9 @@ import_downloads = define_asset_job(
     selection=AssetSelection.assets("imported_books"),
     description="Follow the sent downloads: progress, stalls, and the import of finished ones into ABS.",
 )
+
+refresh_account = define_asset_job(
+    "refresh_account",
+    selection=AssetSelection.groups("account"),
+    description="Read the MAM account (ratio, bonus points, unsatisfied torrents, VIP end), add it to its history and check its margins.",
+)

@@ -28,7 +28,7 @@ from resources.mam import MamResource, ReplayMamResource
 from resources.openlibrary import OpenLibraryProvider, ReplayOpenLibraryProvider
 from resources.profile import ProfileResource
 from resources.qbittorrent import DemoQBittorrentResource, QBittorrentResource
-from resources.settings import AcquisitionOptions, CompletenessOptions, LibraryOptions
+from resources.settings import AccountOptions, AcquisitionOptions, CompletenessOptions, LibraryOptions
 from resources.torznab import ReplayTorznabResource, TorznabIndexerConfig, TorznabResource
 from resources.warehouse import WarehouseResource
 
@@ -172,10 +172,20 @@ def acquisition_options(env: Mapping[str, str], demo: bool) -> AcquisitionOption
     )
 
 
+def account_options(env: Mapping[str, str]) -> AccountOptions:
+    return AccountOptions(
+        ratio_warn_floor=_number(env, "MAMCRAWLER_RATIO_WARN_FLOOR", 2.0),
+        ratio_hard_floor=_number(env, "MAMCRAWLER_RATIO_HARD_FLOOR", 1.2),
+        unsatisfied_headroom=int(_number(env, "MAMCRAWLER_UNSATISFIED_HEADROOM", 5)),
+        vip_warn_days=_number(env, "MAMCRAWLER_VIP_WARN_DAYS", 7),
+    )
+
+
 def build_resources(profile: Profile, env: Mapping[str, str] = os.environ) -> dict[str, Any]:
     common = {
         "options": completeness_options(env),
         "acquisition": acquisition_options(env, demo=profile.name == "demo"),
+        "account_options": account_options(env),
         "warehouse": WarehouseResource(path=str(default_warehouse_path())),
         "profile": ProfileResource(name=profile.name, description=profile.reason),
         "enrichment": enrichment_settings(env),

@@ -29,6 +29,7 @@ import httpx
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from mamcrawler.account import AccountError, AccountStatus, account_status
 from mamcrawler.mam_rows import release_from_mam_row
 from mamcrawler.releases import Release
 from resources.fixed import FixedConfig
@@ -346,6 +347,16 @@ class MamSession:
                 f"MAM GET /tor/download.php answered {response.headers.get('content-type')}, not a .torrent"
             )
         return response.content
+
+    def account_status(self) -> AccountStatus:
+        """The cookie's account with its snatch summary (ratio, points, unsatisfied, VIP end),
+        every field parsed totally (mamcrawler.account); MamResponseError when it is no user."""
+        what = "MAM GET /jsonLoad.php"
+        body = self._json(self._request("GET", "/jsonLoad.php", params={"snatch_summary": ""}), what)
+        try:
+            return account_status(body)
+        except AccountError as exc:
+            raise MamResponseError(f"{what} answered no user: {exc}") from None
 
     def user_status(self) -> MamUser:
         """Class, ratio, bonus points and VIP expiry of the cookie's account."""

@@ -81,3 +81,16 @@ class LibraryOptions(ConfigurableResource):
     max_shrink: float = Field(
         default=DEFAULT_MAX_SHRINK, ge=0, le=1, description="Fraction of the previous snapshot a new one may lose"
     )
+
+
+class AccountOptions(FixedConfig, ConfigurableResource):
+    """The MAM account's safety margins, which the checks on mam_user_status hold it to."""
+
+    ratio_warn_floor: float = Field(default=2.0, ge=0, description="A ratio below this warns")
+    ratio_hard_floor: float = Field(
+        default=1.2, ge=0, description="Below this ratio new non-freeleech downloads are blocked (MAM's own floor is 1.0)"
+    )
+    unsatisfied_headroom: int = Field(
+        default=5, ge=0, description="Torrents kept free under the class's unsatisfied limit (one run's new downloads)"
+    )
+    vip_warn_days: float = Field(default=7.0, ge=0, description="Warn when VIP ends within this many days")

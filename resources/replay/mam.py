@@ -169,7 +169,8 @@ class MamReplay:
     `mam_id` is the cookie accepted at first; every 200 JSON answer rotates it to the
     fixtures' `Set-Cookie` value (`rotate=False` stops that) and both values stay valid
     unless `keep_old_cookie=False`. `user` picks the `/jsonLoad.php` fixture ("vip" or
-    "power_user"). Test hooks: `extra_rows` are appended to every search result (malformed
+    "power_user"); `users` is a list of answers served in turn, one per call, the last one
+    repeated (a fixture name or a body: an account whose figures change between runs). Test hooks: `extra_rows` are appended to every search result (malformed
     rows); `fail_first` answers that many requests with 503; `expire_after` answers 403 to
     every request after that many (the cookie expired mid-run); `rows_for_any_query`
     answers every search with that many synthetic rows; `torrents` serves these .torrent files
@@ -182,6 +183,7 @@ class MamReplay:
         mam_id: str = REPLAY_MAM_ID,
         *,
         user: str = "vip",
+        users: list[str | dict[str, Any]] | None = None,
         rotate: bool = True,
         keep_old_cookie: bool = True,
         extra_rows: list[dict[str, Any]] | None = None,
@@ -198,6 +200,7 @@ class MamReplay:
         self.rotate = rotate
         self.keep_old_cookie = keep_old_cookie
         self.user = _load(f"jsonload_user_{user}.json")
+        self.users = [_load(f"jsonload_user_{u}.json") if isinstance(u, str) else u for u in users or []]
         self.extra_rows = list(extra_rows or [])
         self.fail_first = fail_first
         self.expire_after = expire_after
@@ -236,10 +239,15 @@ class MamReplay:
         if path == SEARCH_PATH and request.method in ("GET", "POST"):
             return self._json(self._search(_parse_query(request)))
         if path == "/jsonLoad.php" and request.method == "GET":
-            return self._json(self.user)
+            return self._json(self._next_user())
         if path == "/tor/download.php" and request.method == "GET":
             return self._download(request.url.params.get("tid", ""))
         return httpx.Response(404, headers={"Content-Type": "text/html"}, text="Page not found")
+
+    def _next_user(self) -> Any:
+        if not self.users:
+            return self.user
+        return self.users.pop(0) if len(self.users) > 1 else self.users[0]
 
     def _login_route(self, request: httpx.Request) -> httpx.Response | None:
         path, method = request.url.path, request.method
