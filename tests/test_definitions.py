@@ -30,6 +30,7 @@ GRAPH = {
     "release_candidates": ("acquisition", {"missing_books", "series_catalog"}),
     "download_requests": ("acquisition", {"missing_books", "release_candidates"}),
     "imported_books": ("acquisition", {"download_requests"}),
+    "mam_user_status": ("account", set()),
 }
 CHECKS = {
     ("abs_library_items", "abs_library_items_contract"),
@@ -47,6 +48,10 @@ CHECKS = {
     ("download_requests", "no_info_hash_requested_twice"),
     ("download_requests", "every_queued_book_has_a_download"),
     ("imported_books", "imported_books_contract"),
+    ("mam_user_status", "ratio_above_warn_floor"),
+    ("mam_user_status", "ratio_above_hard_floor"),
+    ("mam_user_status", "unsatisfied_below_class_limit"),
+    ("mam_user_status", "vip_not_ending_soon"),
 }
 
 
@@ -65,6 +70,7 @@ def test_asset_graph_snapshot():
     assert graph.get(AssetKey("missing_books")).pools == {"warehouse"}
     assert graph.get(AssetKey("book_metadata")).pools == {"metadata_providers"}
     assert graph.get(AssetKey("release_candidates")).pools == {"indexers"}
+    assert graph.get(AssetKey("mam_user_status")).pools == {"indexers"}  # MAM's pacing holds across runs
     assert graph.get(AssetKey("book_metadata")).partitions_def.get_partition_keys() == [f"{i:02d}" for i in range(16)]
 
 
@@ -82,6 +88,8 @@ def test_jobs_schedules_sensors():
     task_mam = defs.resolve_schedule_def("task_mam_daily")
     assert task_mam.cron_schedule == "0 2 * * *" and task_mam.job_name == "search_and_queue"
     assert defs.resolve_sensor_def("qbittorrent_downloads").job_name == "import_downloads"
+    account = defs.resolve_schedule_def("account_daily")
+    assert account.cron_schedule == "30 1 * * *" and account.job_name == "refresh_account"
 
 
 def test_profiles_resolve_in_one_place():
