@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pandera.polars as pa
 import polars as pl
 
+from mamcrawler.account import STATUS_SCHEMA
 from mamcrawler.acquisition import CANDIDATES_SCHEMA, IMPORTED_SCHEMA, REQUEST_SCHEMA, REQUEST_STATUSES
 from mamcrawler.completeness import LINES
 from mamcrawler.enrichment import CANDIDATE_SCHEMA, ENRICHED_SCHEMA, LEVELS
@@ -159,9 +160,29 @@ IMPORTED_BOOKS = TableContract(
     ("info_hash",),
 )
 
+_NOT_NEGATIVE = ("uploaded_bytes", "downloaded_bytes", "seedbonus", "wedges", "unsatisfied", "unsatisfied_limit", "hit_and_runs")
+
+MAM_USER_STATUS = TableContract(
+    "mam_user_status",
+    pa.DataFrameSchema(
+        _columns(
+            STATUS_SCHEMA,
+            checked_at=pa.Column(pl.Datetime("us", "UTC"), nullable=False),
+            username=pa.Column(pl.Utf8, nullable=False),
+            ratio=pa.Column(pl.Float64, pa.Check.ge(0), nullable=True),
+            **{name: pa.Column(pl.Int64, pa.Check.ge(0), nullable=True) for name in _NOT_NEGATIVE},
+        ),
+        strict=True,
+    ),
+    ("checked_at",),
+)
+
 CONTRACTS = {
     c.table: c
-    for c in (ABS_LIBRARY_ITEMS, LIBRARY_BOOKS, MISSING_BOOKS, BOOK_METADATA, ENRICHED_BOOKS, RELEASE_CANDIDATES, DOWNLOAD_REQUESTS, IMPORTED_BOOKS)
+    for c in (
+        ABS_LIBRARY_ITEMS, LIBRARY_BOOKS, MISSING_BOOKS, BOOK_METADATA, ENRICHED_BOOKS, RELEASE_CANDIDATES,
+        DOWNLOAD_REQUESTS, IMPORTED_BOOKS, MAM_USER_STATUS,
+    )
 }
 
 

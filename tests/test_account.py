@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from assets.account import account_checks, mam_user_status
+from assets.checks import contract_check
 from mamcrawler.account import (
     STATUS_SCHEMA,
     AccountError,
@@ -23,6 +24,7 @@ from mamcrawler.account import (
     unsatisfied_verdict,
     vip_verdict,
 )
+from mamcrawler.schemas import MAM_USER_STATUS
 from pipelines.definitions import build_definitions
 from pipelines.profiles import Profile, account_options
 from resources.mam import MamResource, MamResponseError
@@ -203,10 +205,11 @@ def test_materialised_twice_the_history_grows_and_the_checks_follow(tmp_path):
 
 def test_a_ratio_under_the_hard_floor_fails_the_blocking_check_and_a_good_one_passes(tmp_path):
     with serve(MamReplay(users=["vip", VIP | {"ratio": 0.9}])) as url:
-        good = materialize([mam_user_status, *account_checks], resources=_resources(url, tmp_path))
+        good = materialize([mam_user_status, *account_checks, contract_check(MAM_USER_STATUS)], resources=_resources(url, tmp_path))
         low = materialize([mam_user_status, *account_checks], resources=_resources(url, tmp_path, ratio_hard_floor=1.0),
                           raise_on_error=False)
     assert good.success and all(e.passed for e in good.get_asset_check_evaluations())
+    assert "mam_user_status_contract" in _checks(good)
     failed = _checks(low)["ratio_above_hard_floor"]
     assert not failed.passed and failed.severity == AssetCheckSeverity.ERROR
     assert "0.90 is below the floor of 1.00: new non-freeleech downloads are blocked" in failed.description

@@ -48,6 +48,7 @@ CHECKS = {
     ("download_requests", "no_info_hash_requested_twice"),
     ("download_requests", "every_queued_book_has_a_download"),
     ("imported_books", "imported_books_contract"),
+    ("mam_user_status", "mam_user_status_contract"),
     ("mam_user_status", "ratio_above_warn_floor"),
     ("mam_user_status", "ratio_above_hard_floor"),
     ("mam_user_status", "unsatisfied_below_class_limit"),
