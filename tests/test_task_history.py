@@ -12,6 +12,7 @@ from dagster import (
     MaterializeResult,
     asset,
     build_run_status_sensor_context,
+    build_sensor_context,
     define_asset_job,
 )
 
@@ -151,3 +152,35 @@ def test_tasks_filters_by_task_limits_and_exports(tmp_path, capsys):
     assert header.split(",") == list(COLUMNS) and len(body) == 3
     assert main(["tasks", "--history", str(tmp_path / "none.sqlite")]) == 0
     assert "No task runs recorded yet" in capsys.readouterr().out
+
+
+def test_a_daemon_style_tick_records_each_finished_task_run_once(tmp_path):
+    """The path the daemon takes: evaluate_tick walks the event log from the sensor's cursor."""
+    defs = build_definitions(Profile("demo", "t"))
+    repo = defs.get_repository_def()
+    resources = {"task_history": TaskHistoryResource(path=str(tmp_path / "h.sqlite"))}
+    succeeded, failed = defs.resolve_sensor_def("task_history_success"), defs.resolve_sensor_def("task_history_failure")
+
+    def evaluate(sensor, instance, cursor):
+        return sensor.evaluate_tick(build_sensor_context(instance=instance, resources=resources, repository_def=repo, cursor=cursor))
+
+    with DagsterInstance.ephemeral() as instance:
+        start = {s.name: evaluate(s, instance, None).cursor for s in (succeeded, failed)}  # the first tick starts from now
+        ok = _job("refresh_series_catalog", _catalog).execute_in_process(instance=instance)
+        _job("import_downloads", _catalog).execute_in_process(instance=instance)  # not a task
+        bad = _job("search_and_queue", _candidates).execute_in_process(instance=instance, raise_on_error=False)
+        for _ in range(2):  # a tick whose cursor was not saved is evaluated again from the same cursor
+            evaluate(succeeded, instance, start[succeeded.name])
+            evaluate(failed, instance, start[failed.name])
+    frame = TaskHistory(tmp_path / "h.sqlite").read()
+    assert sorted(zip(frame["run_id"], frame["task"], frame["status"])) == sorted(
+        [(ok.run_id, "SERIES", "success"), (bad.run_id, "MAM", "failure")]
+    )
+
+
+def test_prune_drops_only_the_runs_that_ended_before_the_cut(tmp_path):
+    from datetime import UTC, datetime
+
+    history = TaskHistory(_history(tmp_path))
+    assert history.prune(datetime(2023, 11, 14, 23, 30, tzinfo=UTC)) == 2
+    assert history.read()["run_id"].to_list() == ["run-2"]
