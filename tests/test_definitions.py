@@ -5,7 +5,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from dagster import AssetKey, EnvVar
+from dagster import AssetKey, DefaultSensorStatus, EnvVar
 
 from mamcrawler.gaps import MISSING_SCHEMA
 from mamcrawler.schemas import MISSING_BOOKS, validate
@@ -82,6 +82,10 @@ def test_jobs_schedules_sensors():
     task_mam = defs.resolve_schedule_def("task_mam_daily")
     assert task_mam.cron_schedule == "0 2 * * *" and task_mam.job_name == "search_and_queue"
     assert defs.resolve_sensor_def("qbittorrent_downloads").job_name == "import_downloads"
+    assert {s.name for s in defs.sensors} == {
+        "abs_library_changes", "qbittorrent_downloads", "task_history_success", "task_history_failure", "task_history_canceled",
+    }
+    assert defs.resolve_sensor_def("task_history_failure").default_status == DefaultSensorStatus.RUNNING
 
 
 def test_profiles_resolve_in_one_place():
