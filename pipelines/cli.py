@@ -57,23 +57,23 @@ def _execute(instance, job, **kwargs):
     return job.execute_in_process(instance=instance, raise_on_error=False, tags=tags, **kwargs)
 
 
-def _fit(widths: dict[str, int], limit: int) -> dict[str, int]:
+def _fit(widths: dict[str, int], limit: int, shares: dict[str, float] = FLEXIBLE) -> dict[str, int]:
     """Column widths shrunk, widest flexible column first, until the row fits `limit`."""
     widths = dict(widths)
     total = lambda: sum(widths.values()) + 2 * (len(widths) - 1)  # noqa: E731
     while total() > limit:
-        flexible = [c for c in widths if c in FLEXIBLE and widths[c] > max(8, len(c))]
+        flexible = [c for c in widths if c in shares and widths[c] > max(8, len(c))]
         if not flexible:
             break
-        widest = max(flexible, key=lambda c: widths[c] / FLEXIBLE[c])
+        widest = max(flexible, key=lambda c: widths[c] / shares[c])
         widths[widest] -= 1
     return widths
 
 
-def _format_table(frame: pl.DataFrame, width: int | None = None) -> str:
+def _format_table(frame: pl.DataFrame, width: int | None = None, shares: dict[str, float] = FLEXIBLE) -> str:
     rows = [[("" if v is None else str(v)) for v in row] for row in frame.iter_rows()]
     natural = {c: max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(frame.columns)}
-    widths = list((_fit(natural, width) if width else natural).values())
+    widths = list((_fit(natural, width, shares) if width else natural).values())
     cut = lambda text, w: text if len(text) <= w else text[: w - 1] + "…"  # noqa: E731
     line = lambda cells: "  ".join(cut(c, w).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
     return "\n".join([line(frame.columns), line(["-" * w for w in widths])] + [line(r) for r in rows])
@@ -242,6 +242,36 @@ def cmd_downloads(args: argparse.Namespace) -> int:
     return 0
 
 
+# `mamcrawler tasks`: the table's columns (header: source), the error and trigger shrink first.
+TASK_COLUMNS = {"started (UTC)": "started_at", "task": "task", "trigger": "trigger", "status": "status",
+                "took_s": "elapsed_s", "items": "processed", "ok": "succeeded", "failed": "failed", "error": "error"}
+
+
+def render_tasks(frame: pl.DataFrame, fmt: str) -> str:
+    """The task history, as read (newest first): a 100-column table, or every column as CSV/JSON."""
+    if fmt == "json":
+        return json.dumps(frame.to_dicts(), ensure_ascii=False, indent=2)
+    if fmt == "csv":
+        return frame.write_csv()
+    if frame.is_empty():
+        return "No task runs recorded yet (the task_history_* sensors record each run of a task job)."
+    table = frame.select(
+        pl.col("started_at").str.slice(0, 16).str.replace("T", " ").alias("started (UTC)"),
+        *(pl.col(source).alias(header) for header, source in list(TASK_COLUMNS.items())[1:]),
+    )
+    runs = plural(frame.height, "task run")
+    return _format_table(table, TABLE_WIDTH, {"error": 1.0, "trigger": 1.0}) + f"\n\n{runs} (took_s: seconds; --format csv for every column)"
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from mamcrawler.task_history import TaskHistory, default_history_path
+
+    history = TaskHistory(args.history or default_history_path())
+    frame = history.read(task=args.task, limit=args.limit)
+    sys.stdout.write(render_tasks(frame, args.format).rstrip("\n") + "\n")
+    return 0
+
+
 def _metadata_summary(warehouse: Warehouse, started: datetime) -> str:
     state = warehouse.read_optional("book_enrichment_state")
     levels = level_counts([] if state is None else state["best_level"])
@@ -388,6 +418,12 @@ def main(argv: list[str] | None = None) -> int:
     downloads.add_argument("--format", choices=["table", "csv", "json"], default="table")
     downloads.add_argument("--warehouse", help="DuckDB file (default: MAMCRAWLER_WAREHOUSE or data/warehouse.duckdb)")
     downloads.set_defaults(func=cmd_downloads)
+    tasks = sub.add_parser("tasks", help="print the task history (each run of MAM, METADATA_*, SERIES, AUTHOR, LIBRARY)")
+    tasks.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    tasks.add_argument("--task", type=str.upper, help="only this task (MAM, METADATA_NEW, METADATA_FULL, SERIES, AUTHOR, LIBRARY)")
+    tasks.add_argument("--limit", type=int, help="only the N newest runs")
+    tasks.add_argument("--history", help="SQLite file (default: MAMCRAWLER_TASK_HISTORY or data/task_history.sqlite)")
+    tasks.set_defaults(func=cmd_tasks)
     override = sub.add_parser("override", help="ignore a book or series, mark a series complete, follow an author")
     override.add_argument("action", choices=["add", "remove", "list"])
     override.add_argument("kind", nargs="?", choices=list(OVERRIDE_KINDS))

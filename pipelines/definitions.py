@@ -29,6 +29,7 @@ from schedules.library import build_library_refresh_schedule
 from schedules.metadata import build_metadata_schedules
 from sensors.abs_changes import build_abs_change_sensor
 from sensors.qbittorrent import build_download_sensor
+from sensors.task_history import build_task_history_sensors
 
 
 def build_definitions(profile: Profile, env: Mapping[str, str] = os.environ) -> Definitions:
@@ -62,7 +63,13 @@ def build_definitions(profile: Profile, env: Mapping[str, str] = os.environ) -> 
             build_acquisition_schedule(search_and_queue, cron=env.get("MAMCRAWLER_MAM_CRON", "0 2 * * *"), timezone=timezone),
             build_account_schedule(refresh_account, cron=env.get("MAMCRAWLER_ACCOUNT_CRON", "30 1 * * *"), timezone=timezone),
         ],
-        sensors=[build_abs_change_sensor(refresh_library), build_download_sensor(import_downloads)],
+        sensors=[
+            build_abs_change_sensor(refresh_library),
+            build_download_sensor(import_downloads),
+            *build_task_history_sensors(
+                [refresh_library, enrich_metadata, refresh_series_catalog, refresh_author_catalog, search_and_queue, refresh_account]
+            ),
+        ],
         resources=build_resources(profile, env),
         # Every step waits for a one-slot pool anyway; a process per step (the multiprocess
         # default) only adds seconds of imports per step to every run.

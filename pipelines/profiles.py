@@ -16,6 +16,7 @@ from typing import Any
 from dagster import EnvVar
 
 from mamcrawler.snapshot_guard import DEFAULT_MAX_SHRINK
+from mamcrawler.task_history import default_history_path
 from mamcrawler.warehouse import default_warehouse_path
 from resources.audible import AudibleProvider, ReplayAudibleProvider
 from resources.audiobookshelf import AudiobookshelfResource, ReplayAudiobookshelfResource
@@ -29,6 +30,7 @@ from resources.openlibrary import OpenLibraryProvider, ReplayOpenLibraryProvider
 from resources.profile import ProfileResource
 from resources.qbittorrent import DemoQBittorrentResource, QBittorrentResource
 from resources.settings import AccountOptions, AcquisitionOptions, CompletenessOptions, LibraryOptions
+from resources.task_history import TaskHistoryResource
 from resources.torznab import ReplayTorznabResource, TorznabIndexerConfig, TorznabResource
 from resources.warehouse import WarehouseResource
 
@@ -187,6 +189,7 @@ def build_resources(profile: Profile, env: Mapping[str, str] = os.environ) -> di
         "acquisition": acquisition_options(env, demo=profile.name == "demo"),
         "account_options": account_options(env),
         "warehouse": WarehouseResource(path=str(default_warehouse_path())),
+        "task_history": TaskHistoryResource(path=str(default_history_path())),
         "profile": ProfileResource(name=profile.name, description=profile.reason),
         "enrichment": enrichment_settings(env),
         "library_options": LibraryOptions(max_shrink=_number(env, "MAMCRAWLER_MAX_SHRINK", DEFAULT_MAX_SHRINK)),

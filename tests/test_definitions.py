@@ -5,7 +5,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from dagster import AssetKey, EnvVar
+from dagster import AssetKey, DefaultSensorStatus, EnvVar
 
 from mamcrawler.gaps import MISSING_SCHEMA
 from mamcrawler.schemas import MISSING_BOOKS, validate
@@ -91,6 +91,10 @@ def test_jobs_schedules_sensors():
     assert defs.resolve_sensor_def("qbittorrent_downloads").job_name == "import_downloads"
     account = defs.resolve_schedule_def("account_daily")
     assert account.cron_schedule == "30 1 * * *" and account.job_name == "refresh_account"
+    assert {s.name for s in defs.sensors} == {
+        "abs_library_changes", "qbittorrent_downloads", "task_history_success", "task_history_failure", "task_history_canceled",
+    }
+    assert defs.resolve_sensor_def("task_history_failure").default_status == DefaultSensorStatus.RUNNING
 
 
 def test_profiles_resolve_in_one_place():

@@ -124,13 +124,18 @@ class EndlessFreshIds(AbsReplay):
         return httpx.Response(200, json={"results": rows, "total": 25})
 
 
-def endless_fresh_ids(work: Path) -> FaultResult:
-    result = _refused("library: a listing of new ids that never ends", work, EndlessFreshIds(token=KEY), "Suspect library snapshot")
-    bounded = EndlessFreshIds.pages <= 5
-    result.survived &= bounded
-    result.hung = not bounded
-    result.detail += f"; {EndlessFreshIds.pages} pages read"
+def _bounded(name: str, work: Path, replay) -> FaultResult:
+    """A listing that never ends must be refused as suspect after a few pages, not read forever."""
+    result = _refused(name, work, replay, "Suspect library snapshot")
+    pages = type(replay).pages
+    result.survived &= pages <= 5
+    result.hung = pages > 5
+    result.detail += f"; {pages} pages read"
     return result
+
+
+def endless_fresh_ids(work: Path) -> FaultResult:
+    return _bounded("library: a listing of new ids that never ends", work, EndlessFreshIds(token=KEY))
 
 
 # --- unreadable answers ---------------------------------------------------------------------
@@ -264,12 +269,7 @@ class SamePageForever(AbsReplay):
 
 def same_page_forever(work: Path) -> FaultResult:
     """The listing must stop at the repeated page; 10 of 25 items is a suspect shrink."""
-    result = _refused("library: the same page forever", work, SamePageForever(token=KEY), "Suspect library snapshot")
-    bounded = SamePageForever.pages <= 5
-    result.survived &= bounded
-    result.hung = not bounded
-    result.detail += f"; {SamePageForever.pages} pages read"
-    return result
+    return _bounded("library: the same page forever", work, SamePageForever(token=KEY))
 
 
 CASES = [
