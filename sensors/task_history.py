@@ -19,6 +19,7 @@ from dagster import (
 )
 
 from mamcrawler.task_history import item_counts, task_of, task_row
+from resources.secrets import scrub
 from resources.task_history import TaskHistoryResource
 
 STATUSES = {
@@ -56,7 +57,7 @@ def record_run(context: RunStatusSensorContext, task_history: TaskHistoryResourc
     row = task_row(
         run_id=run.run_id, task=task, job=run.job_name, tags=run.tags, status=run.status.value.lower(),
         start=record.start_time if record else None, end=record.end_time if record else None,
-        counts=item_counts(task, materializations), error=run_error(context),
+        counts=item_counts(task, materializations), error=scrub(run_error(context)),  # stored: no secret
     )
     task_history.get().record(row)
     return row
