@@ -16,7 +16,8 @@ MAM = `search_and_queue`, METADATA_NEW / METADATA_FULL = `enrich_metadata` (by i
 `only_new` config, which the two schedules set), SERIES = `refresh_series_catalog`,
 AUTHOR = `refresh_author_catalog`, LIBRARY = `refresh_library` (this project's nightly
 refresh, not in the old list), ACCOUNT = `refresh_account` (the MAM account read, not in
-it either). TOP10 and retention have no job yet, so no rows.
+it either), RETENTION = `apply_retention` (an op job: no materialisation, so its items
+are empty; the op's output metadata says what it deleted). TOP10 has no job yet, so no rows.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ TASK_OF_JOB = {
     "refresh_author_catalog": "AUTHOR",
     "refresh_library": "LIBRARY",
     "refresh_account": "ACCOUNT",
+    "apply_retention": "RETENTION",
     "enrich_metadata": "METADATA",  # METADATA_NEW or METADATA_FULL, see task_of
 }
 ERROR_CHARS = 500
@@ -209,10 +211,14 @@ class TaskHistory:
             rows = con.execute(sql, params).fetchall()
         return pl.DataFrame(rows, schema=SCHEMA, orient="row")
 
-    def prune(self, before: datetime) -> int:
-        """Delete the runs that ended before `before` (the retention job's part); returns how many."""
+    def prune(self, before: datetime, dry_run: bool = False) -> int:
+        """Delete the runs that ended before `before` (the retention job's part); returns how
+        many. A dry run only counts them."""
+        stamp = before.astimezone(UTC).isoformat(timespec="seconds")
         with self._connect() as con, con:
-            return con.execute("DELETE FROM task_runs WHERE ended_at < ?", [before.isoformat(timespec="seconds")]).rowcount
+            if dry_run:
+                return con.execute("SELECT count(*) FROM task_runs WHERE ended_at < ?", [stamp]).fetchone()[0]
+            return con.execute("DELETE FROM task_runs WHERE ended_at < ?", [stamp]).rowcount
 
 
 SCHEMA = {

@@ -12,6 +12,7 @@ from assets.completeness import author_catalog, completeness, edit_completeness_
 from assets.library import abs_library_items, library_books
 from assets.metadata import abs_metadata_writeback, book_metadata, enriched_books
 from pipelines.jobs import (
+    apply_retention,
     enrich_metadata,
     import_downloads,
     refresh_account,
@@ -27,6 +28,7 @@ from schedules.acquisition import build_acquisition_schedule
 from schedules.completeness import build_catalog_schedules
 from schedules.library import build_library_refresh_schedule
 from schedules.metadata import build_metadata_schedules
+from schedules.retention import build_retention_schedule
 from sensors.abs_changes import build_abs_change_sensor
 from sensors.qbittorrent import build_download_sensor
 from sensors.task_history import build_task_history_sensors
@@ -43,7 +45,7 @@ def build_definitions(profile: Profile, env: Mapping[str, str] = os.environ) -> 
         asset_checks=[*table_checks, *account_checks],
         jobs=[
             refresh_library, enrich_metadata, update_completeness, refresh_series_catalog, refresh_author_catalog,
-            edit_completeness_overrides, search_and_queue, import_downloads, refresh_account,
+            edit_completeness_overrides, search_and_queue, import_downloads, refresh_account, apply_retention,
         ],
         schedules=[
             build_library_refresh_schedule(refresh_library, cron=env.get("MAMCRAWLER_LIBRARY_CRON", "0 1 * * *"), timezone=timezone),
@@ -62,12 +64,14 @@ def build_definitions(profile: Profile, env: Mapping[str, str] = os.environ) -> 
             ),
             build_acquisition_schedule(search_and_queue, cron=env.get("MAMCRAWLER_MAM_CRON", "0 2 * * *"), timezone=timezone),
             build_account_schedule(refresh_account, cron=env.get("MAMCRAWLER_ACCOUNT_CRON", "30 1 * * *"), timezone=timezone),
+            build_retention_schedule(apply_retention, cron=env.get("MAMCRAWLER_RETENTION_CRON", "0 4 * * *"), timezone=timezone),
         ],
         sensors=[
             build_abs_change_sensor(refresh_library),
             build_download_sensor(import_downloads),
             *build_task_history_sensors(
-                [refresh_library, enrich_metadata, refresh_series_catalog, refresh_author_catalog, search_and_queue, refresh_account]
+                [refresh_library, enrich_metadata, refresh_series_catalog, refresh_author_catalog, search_and_queue, refresh_account,
+                 apply_retention]
             ),
         ],
         resources=build_resources(profile, env),

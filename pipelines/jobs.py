@@ -1,8 +1,9 @@
 """Jobs: what a person, a schedule or the CLI runs."""
 
-from dagster import AssetSelection, define_asset_job
+from dagster import AssetSelection, define_asset_job, job
 
 from assets.metadata import metadata_buckets
+from assets.retention import prune_old_records
 
 refresh_library = define_asset_job(
     "refresh_library",
@@ -61,3 +62,12 @@ refresh_account = define_asset_job(
     selection=AssetSelection.groups("account"),
     description="Read the MAM account (ratio, bonus points, unsatisfied torrents, VIP end), add it to its history and check its margins.",
 )
+
+
+@job(name="apply_retention", description=(
+    "RETENTION: delete metadata_corrections, account history, task history and finished Dagster runs older than "
+    "their configured days (MAMCRAWLER_RETENTION_*_DAYS); failed_attempts never. Config "
+    "`ops.prune_old_records.config.dry_run` only counts."
+))
+def apply_retention():
+    prune_old_records()

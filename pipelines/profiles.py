@@ -29,7 +29,7 @@ from resources.mam import MamResource, ReplayMamResource
 from resources.openlibrary import OpenLibraryProvider, ReplayOpenLibraryProvider
 from resources.profile import ProfileResource
 from resources.qbittorrent import DemoQBittorrentResource, QBittorrentResource
-from resources.settings import AccountOptions, AcquisitionOptions, CompletenessOptions, LibraryOptions
+from resources.settings import AccountOptions, AcquisitionOptions, CompletenessOptions, LibraryOptions, RetentionOptions
 from resources.task_history import TaskHistoryResource
 from resources.torznab import ReplayTorznabResource, TorznabIndexerConfig, TorznabResource
 from resources.warehouse import WarehouseResource
@@ -183,11 +183,21 @@ def account_options(env: Mapping[str, str]) -> AccountOptions:
     )
 
 
+def retention_options(env: Mapping[str, str]) -> RetentionOptions:
+    return RetentionOptions(
+        corrections_days=_number(env, "MAMCRAWLER_RETENTION_CORRECTIONS_DAYS", 30),
+        task_history_days=_number(env, "MAMCRAWLER_RETENTION_TASK_HISTORY_DAYS", 30),
+        account_history_days=_number(env, "MAMCRAWLER_RETENTION_ACCOUNT_HISTORY_DAYS", 365),
+        run_days=_number(env, "MAMCRAWLER_RETENTION_RUN_DAYS", 90),
+    )
+
+
 def build_resources(profile: Profile, env: Mapping[str, str] = os.environ) -> dict[str, Any]:
     common = {
         "options": completeness_options(env),
         "acquisition": acquisition_options(env, demo=profile.name == "demo"),
         "account_options": account_options(env),
+        "retention": retention_options(env),
         "warehouse": WarehouseResource(path=str(default_warehouse_path())),
         "task_history": TaskHistoryResource(path=str(default_history_path())),
         "profile": ProfileResource(name=profile.name, description=profile.reason),

@@ -6,6 +6,7 @@ from pydantic import Field
 from mamcrawler.acquisition import RetryPolicy, SendLimits
 from mamcrawler.completeness import CompletenessSettings
 from mamcrawler.release_score import ReleasePreferences
+from mamcrawler.retention import RetentionPolicy
 from mamcrawler.snapshot_guard import DEFAULT_MAX_SHRINK
 from resources.fixed import FixedConfig
 
@@ -94,3 +95,21 @@ class AccountOptions(FixedConfig, ConfigurableResource):
         default=5, ge=0, description="Torrents kept free under the class's unsatisfied limit (one run's new downloads)"
     )
     vip_warn_days: float = Field(default=7.0, ge=0, description="Warn when VIP ends within this many days")
+
+
+class RetentionOptions(FixedConfig, ConfigurableResource):
+    """How many days each kind of record is kept (see mamcrawler.retention for why these
+    figures). Values below 1 day fail the retention run before anything is deleted."""
+
+    corrections_days: float = Field(default=30, description="Days metadata_corrections rows are kept")
+    task_history_days: float = Field(default=30, description="Days the task history (task_runs) is kept")
+    account_history_days: float = Field(
+        default=365, description="Days mam_user_status_history is kept (one row per account read, for the charts)"
+    )
+    run_days: float = Field(default=90, description="Days Dagster keeps a finished run (its logs and events)")
+
+    def policy(self) -> RetentionPolicy:
+        return RetentionPolicy(
+            corrections_days=self.corrections_days, task_history_days=self.task_history_days,
+            account_history_days=self.account_history_days, run_days=self.run_days,
+        )
