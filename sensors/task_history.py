@@ -71,7 +71,7 @@ def build_task_history_sensors(jobs: list) -> list[SensorDefinition]:
         @run_status_sensor(
             run_status=status, name=f"task_history_{name}", monitored_jobs=jobs,
             default_status=DefaultSensorStatus.RUNNING,
-            description=f"Record each {name} of a task job (MAM, METADATA_*, SERIES, AUTHOR, LIBRARY, ACCOUNT) in `mamcrawler tasks`.",
+            description=f"Record each {name} of a task job (MAM, METADATA_*, SERIES, AUTHOR, LIBRARY, ACCOUNT, RETENTION) in `mamcrawler tasks`.",
         )
         def task_history_sensor(context: RunStatusSensorContext, task_history: TaskHistoryResource):
             record_run(context, task_history)

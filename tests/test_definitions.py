@@ -91,6 +91,10 @@ def test_jobs_schedules_sensors():
     assert defs.resolve_sensor_def("qbittorrent_downloads").job_name == "import_downloads"
     account = defs.resolve_schedule_def("account_daily")
     assert account.cron_schedule == "30 1 * * *" and account.job_name == "refresh_account"
+    retention = defs.resolve_schedule_def("retention_nightly")
+    assert retention.cron_schedule == "0 4 * * *" and retention.job_name == "apply_retention"
+    [prune] = defs.resolve_job_def("apply_retention").nodes
+    assert prune.name == "prune_old_records" and prune.definition.pool == "warehouse"  # never beside a warehouse writer
     assert {s.name for s in defs.sensors} == {
         "abs_library_changes", "qbittorrent_downloads", "task_history_success", "task_history_failure", "task_history_canceled",
     }
