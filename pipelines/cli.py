@@ -380,6 +380,28 @@ def cmd_mam_login(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retention(args: argparse.Namespace) -> int:
+    """Run `apply_retention` now (a dry run only counts) and print what it deleted."""
+    ensure_dagster_home()
+    from dagster import DagsterEventType, DagsterInstance
+
+    from pipelines.definitions import build_definitions
+    from pipelines.profiles import resolve_profile
+
+    defs = build_definitions(resolve_profile())  # the settings as the environment has them now
+    config = {**log_config(0), "ops": {"prune_old_records": {"config": {"dry_run": args.dry_run}}}}
+    with DagsterInstance.get() as instance:
+        result = _execute(instance, defs.resolve_job_def("apply_retention"), run_config=config)
+    if not result.success:
+        for event in (e for e in result.all_events if e.is_failure):
+            print(f"FAILED {event.step_key}: {event.message}", file=sys.stderr)
+        return 1
+    [output] = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_OUTPUT]
+    print(output.step_output_data.metadata["deleted"].value)
+    print(output.step_output_data.metadata["summary"].value + (" (dry run: nothing deleted)" if args.dry_run else ""))
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from pipelines.ui import serve
 
@@ -418,12 +440,15 @@ def main(argv: list[str] | None = None) -> int:
     downloads.add_argument("--format", choices=["table", "csv", "json"], default="table")
     downloads.add_argument("--warehouse", help="DuckDB file (default: MAMCRAWLER_WAREHOUSE or data/warehouse.duckdb)")
     downloads.set_defaults(func=cmd_downloads)
-    tasks = sub.add_parser("tasks", help="print the task history (each run of MAM, METADATA_*, SERIES, AUTHOR, LIBRARY)")
+    tasks = sub.add_parser("tasks", help="print the task history (each run of MAM, METADATA_*, SERIES, AUTHOR, LIBRARY, ACCOUNT, RETENTION)")
     tasks.add_argument("--format", choices=["table", "csv", "json"], default="table")
     tasks.add_argument("--task", type=str.upper, help="only this task (MAM, METADATA_NEW, METADATA_FULL, SERIES, AUTHOR, LIBRARY)")
     tasks.add_argument("--limit", type=int, help="only the N newest runs")
     tasks.add_argument("--history", help="SQLite file (default: MAMCRAWLER_TASK_HISTORY or data/task_history.sqlite)")
     tasks.set_defaults(func=cmd_tasks)
+    retention = sub.add_parser("retention", help="delete old corrections, account and task history, Dagster runs now")
+    retention.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
+    retention.set_defaults(func=cmd_retention)
     override = sub.add_parser("override", help="ignore a book or series, mark a series complete, follow an author")
     override.add_argument("action", choices=["add", "remove", "list"])
     override.add_argument("kind", nargs="?", choices=list(OVERRIDE_KINDS))

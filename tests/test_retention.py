@@ -189,3 +189,20 @@ def test_the_nightly_schedule_ticks_at_its_configured_time_and_zone():
     assert request.tags["dagster/schedule_name"] == "retention_nightly"
     assert not (request.run_config or {}).get("ops")  # a real pass, not a dry run
     assert build_definitions(Profile("demo", "t"), env={}).resolve_schedule_def("retention_nightly").cron_schedule == "0 4 * * *"
+
+
+def test_the_cli_dry_run_counts_and_deletes_nothing(tmp_path, monkeypatch, capsys):
+    from pipelines.cli import main
+
+    store = Warehouse(tmp_path / "w.duckdb")
+    seed(store, datetime.now(UTC))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MAMCRAWLER_WAREHOUSE", str(tmp_path / "w.duckdb"))
+    monkeypatch.setenv("MAMCRAWLER_TASK_HISTORY", str(tmp_path / "tasks.sqlite"))
+    assert main(["retention", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "metadata_corrections 1 rows" in out and "would delete" in out and "dry run: nothing deleted" in out
+    assert store.read_table("metadata_corrections").height == 2
+    assert main(["retention"]) == 0
+    assert "deleted: metadata_corrections 1 rows" in capsys.readouterr().out
+    assert store.read_table("metadata_corrections").height == 1
