@@ -81,13 +81,13 @@ def prune_old_records(
     days = policy.days_of()
     rows = [
         {"what": t.table, "kept (days)": days[t.table][1], "cutoff (UTC)": cutoffs[t.table].isoformat(timespec="seconds"),
-         "deleted": str(t.deleted) if t.present else "table absent", "left": t.kept}
+         "deleted (rows, runs)": str(t.deleted) if t.present else "table absent", "left": t.kept}
         for t in tables
     ] + [
         {"what": "task_runs (task history)", "kept (days)": days["task_runs"][1],
-         "cutoff (UTC)": cutoffs["task_runs"].isoformat(timespec="seconds"), "deleted": str(history), "left": None},
+         "cutoff (UTC)": cutoffs["task_runs"].isoformat(timespec="seconds"), "deleted (rows, runs)": str(history), "rows left": None},
         {"what": "Dagster runs (finished)", "kept (days)": days["dagster_runs"][1],
-         "cutoff (UTC)": cutoffs["dagster_runs"].isoformat(timespec="seconds"), "deleted": str(runs), "left": None},
+         "cutoff (UTC)": cutoffs["dagster_runs"].isoformat(timespec="seconds"), "deleted (rows, runs)": str(runs), "rows left": None},
     ]
     verb = "would delete" if config.dry_run else "deleted"
     line = (
