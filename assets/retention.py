@@ -81,7 +81,7 @@ def prune_old_records(
     days = policy.days_of()
     rows = [
         {"what": t.table, "kept (days)": days[t.table][1], "cutoff (UTC)": cutoffs[t.table].isoformat(timespec="seconds"),
-         "deleted (rows, runs)": str(t.deleted) if t.present else "table absent", "left": t.kept}
+         "deleted (rows, runs)": str(t.deleted) if t.present else "table absent", "rows left": t.kept if t.present else None}
         for t in tables
     ] + [
         {"what": "task_runs (task history)", "kept (days)": days["task_runs"][1],
