@@ -197,3 +197,31 @@ def test_doctor_fails_with_services_down_and_prints_no_secret(capsys, monkeypatc
     assert any(line.startswith("FAIL abs.key: cannot reach ABS") for line in out.splitlines())
     assert any(line.startswith("FAIL qbittorrent: cannot reach qBittorrent") for line in out.splitlines())
     assert "must-not-print" not in out
+
+
+# ---- the `preflight` asset check --------------------------------------------------------
+
+
+def test_preflight_check_runs_with_the_account_refresh_in_the_demo():
+    from pipelines.definitions import build_definitions
+    from pipelines.profiles import Profile
+
+    result = build_definitions(Profile("demo", "test")).resolve_job_def("refresh_account").execute_in_process()
+    assert result.success
+    [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == "preflight"]
+    assert evaluation.passed
+    findings = evaluation.metadata["findings"].value
+    assert "OK   abs.key" in findings and "WARN qbittorrent: not checked" in findings
+    assert evaluation.metadata["failures"].value == 0
+
+
+def test_preflight_check_fails_with_error_on_a_fail_finding():
+    from dagster import AssetCheckSeverity
+
+    from assets.preflight import preflight_result
+
+    found = qbittorrent_findings(GOOD_PREFERENCES | {"dht": True}, GOOD_CATEGORIES, "mamcrawler", "", "wg0")
+    result = preflight_result(found)
+    assert not result.passed and result.severity == AssetCheckSeverity.ERROR
+    assert "qbittorrent.dht" in result.description
+    assert preflight_result(qbittorrent_findings(GOOD_PREFERENCES, GOOD_CATEGORIES, "mamcrawler", "", "wg0")).passed
