@@ -6,6 +6,7 @@ a service that cannot be asked is one FAIL line carrying its scrubbed error, nev
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from mamcrawler.preflight import (
 )
 from mamcrawler.warehouse import default_warehouse_path
 from resources.audiobookshelf import AbsError
-from resources.mam import MamError
+from resources.mam import MamError, MamResponseError
 from resources.qbittorrent import DemoQBittorrentResource, QBittorrentError
 
 DEMO_REPLAYED = "ABS and MAM answer from recorded replays; qBittorrent is never contacted"
@@ -74,10 +75,14 @@ def mam_checks(resource: Any, env: Mapping[str, str], now: datetime, max_skew_s:
     if not (mam.mam_id or mam.saved_cookie()):
         return [warn("mam.cookie", "no MAM session configured: MAM is not searched",
                      "set MAM_ID, or run `mamcrawler mam-login --email ...`")]
+    ip_info: dict[str, Any] | None = None
+    date = None
     try:
         with mam.session() as session:
             status = session.account_status()
-            ip_info, date = session.ip_info()
+            # A cookie that works is the finding that matters; no IP answer is only a warning.
+            with contextlib.suppress(MamResponseError):
+                ip_info, date = session.ip_info()
     except MamError as exc:
         return [unavailable("mam.cookie", str(exc))]
     found = mam_findings(status.username, status.classname, ip_info, env.get("MAMCRAWLER_MAM_SESSION_IP", ""))

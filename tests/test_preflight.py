@@ -7,6 +7,7 @@ import shutil
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
+import httpx
 import pytest
 
 from mamcrawler.preflight import (
@@ -225,3 +226,27 @@ def test_preflight_check_fails_with_error_on_a_fail_finding():
     assert not result.passed and result.severity == AssetCheckSeverity.ERROR
     assert "qbittorrent.dht" in result.description
     assert preflight_result(qbittorrent_findings(GOOD_PREFERENCES, GOOD_CATEGORIES, "mamcrawler", "", "wg0")).passed
+
+
+def test_mam_over_http_reads_the_cookie_ip_and_clock_and_tolerates_no_ip_answer():
+    from pipelines.doctor import mam_checks
+    from resources.mam import MamResource
+    from resources.replay.mam import MamReplay
+    from tests.servers import serve
+
+    replay = MamReplay()
+    with serve(replay) as url:
+        found = by_check(mam_checks(MamResource(base_url=url, mam_id=REPLAY_MAM_ID, min_interval_s=0), {}, datetime.now(UTC), 30))
+    assert found["mam.cookie"].ok and found["mam.ip"].says.startswith("MAM sees this machine as 203.0.113.7")
+    assert found["clock.MAM"].ok  # a real HTTP server's Date header, within seconds of this clock
+    late = by_check(mam_checks(MamResource(base_url=url, mam_id=REPLAY_MAM_ID, min_interval_s=0), {}, datetime.now(UTC), 30))
+    assert late["mam.cookie"].severity == "fail"  # the server is gone: unreachable, one line
+
+    def no_ip(request):
+        if request.url.path == "/json/jsonIp.php":
+            return httpx.Response(404, text="Page not found")
+        return replay(request)
+
+    with serve(no_ip) as url:
+        found = by_check(mam_checks(MamResource(base_url=url, mam_id=REPLAY_MAM_ID, min_interval_s=0), {}, datetime.now(UTC), 30))
+    assert found["mam.cookie"].ok and found["mam.ip"].severity == "warn"
