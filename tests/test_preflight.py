@@ -250,3 +250,17 @@ def test_mam_over_http_reads_the_cookie_ip_and_clock_and_tolerates_no_ip_answer(
     with serve(no_ip) as url:
         found = by_check(mam_checks(MamResource(base_url=url, mam_id=REPLAY_MAM_ID, min_interval_s=0), {}, datetime.now(UTC), 30))
     assert found["mam.cookie"].ok and found["mam.ip"].severity == "warn"
+
+
+def test_abs_over_http_key_rejected_fails_and_a_good_key_reads_the_libraries_and_clock():
+    from pipelines.doctor import abs_checks
+    from resources.audiobookshelf import AudiobookshelfResource
+    from resources.replay.abs import AbsReplay
+    from tests.servers import serve
+
+    with serve(AbsReplay(token="right-key")) as url:
+        wrong = by_check(abs_checks(AudiobookshelfResource(base_url=url, api_key="wrong-key"), datetime.now(UTC), 30))
+        right = by_check(abs_checks(AudiobookshelfResource(base_url=url, api_key="right-key"), datetime.now(UTC), 30))
+    assert wrong["abs.key"].severity == "fail" and "ABS_API_KEY" in wrong["abs.key"].says
+    assert "wrong-key" not in wrong["abs.key"].line()
+    assert right["abs.key"].ok and right["abs.libraries"].ok and right["clock.ABS"].ok
