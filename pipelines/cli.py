@@ -402,6 +402,26 @@ def cmd_retention(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """One line per preflight finding; exit 1 when any fails (secrets are never printed:
+    every message is built from settings names and scrubbed errors)."""
+    if args.profile:
+        os.environ["MAMCRAWLER_PROFILE"] = args.profile
+    from pipelines.doctor import DEMO_REPLAYED, run_checks
+    from pipelines.profiles import build_resources, resolve_profile
+
+    profile = resolve_profile()
+    print(f"Profile: {profile.name} ({profile.reason})")
+    if profile.name == "demo":
+        print(f"  {DEMO_REPLAYED}: these lines check the demo, not your services.")
+    findings = run_checks(build_resources(profile))
+    for finding in findings:
+        print(finding.line())
+    counts = {s: sum(f.severity == s for f in findings) for s in ("ok", "warn", "fail")}
+    print(f"\n{counts['ok']} ok, {counts['warn']} warnings, {counts['fail']} failures")
+    return 1 if counts["fail"] else 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from pipelines.ui import serve
 
@@ -462,6 +482,9 @@ def main(argv: list[str] | None = None) -> int:
     mam_login.add_argument("--email", required=True, help="the email you log in to MAM with")
     mam_login.add_argument("--url", help="MAM's address (default: MAMCRAWLER_MAM_URL or https://www.myanonamouse.net)")
     mam_login.set_defaults(func=cmd_mam_login)
+    doctor = sub.add_parser("doctor", help="check ABS, qBittorrent, MAM, free disk space and the clock; exit 1 on a failure")
+    doctor.add_argument("--profile", choices=["demo", "production"], help="default: demo unless ABS_URL is set")
+    doctor.set_defaults(func=cmd_doctor)
     ui = sub.add_parser("ui", help="the Dagster web UI and daemon on 127.0.0.1, guarded against other web pages")
     ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback only)")
     ui.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")), help="default PORT or 3000")

@@ -11,6 +11,7 @@ from assets.checks import table_checks
 from assets.completeness import author_catalog, completeness, edit_completeness_overrides, series_catalog
 from assets.library import abs_library_items, library_books
 from assets.metadata import abs_metadata_writeback, book_metadata, enriched_books
+from assets.preflight import preflight
 from pipelines.jobs import (
     apply_retention,
     enrich_metadata,
@@ -42,7 +43,7 @@ def build_definitions(profile: Profile, env: Mapping[str, str] = os.environ) -> 
             book_metadata, enriched_books, abs_metadata_writeback,
             release_candidates, download_requests, imported_books, mam_user_status,
         ],
-        asset_checks=[*table_checks, *account_checks],
+        asset_checks=[*table_checks, *account_checks, preflight],
         jobs=[
             refresh_library, enrich_metadata, update_completeness, refresh_series_catalog, refresh_author_catalog,
             edit_completeness_overrides, search_and_queue, import_downloads, refresh_account, apply_retention,

@@ -257,6 +257,19 @@ class AudiobookshelfResource(FixedConfig, ConfigurableResource):
         with self._client() as client:
             return self._call(client, LibraryFetch(), "GET", "/api/libraries").get("libraries") or []
 
+    def libraries_and_date(self) -> tuple[list[dict[str, Any]], str | None]:
+        """Every library and the answer's HTTP `Date` header (the preflight's key and clock checks)."""
+        with self._client() as client:
+            response = self._send(client, LibraryFetch(), "GET", "/api/libraries")
+            try:
+                body = scrubbed_json(response)
+            except (ValueError, RecursionError):
+                raise AbsResponseError(f"ABS GET /api/libraries did not answer JSON: {excerpt(response.text)}") from None
+        libraries = body.get("libraries") if isinstance(body, dict) else None
+        if not isinstance(libraries, list):
+            raise AbsResponseError("ABS GET /api/libraries answered no library list")
+        return [lib for lib in libraries if isinstance(lib, dict)], response.headers.get("date")
+
     def scan_library(self, library_id: str) -> None:
         """Ask ABS to scan a library; ABS answers "OK" at once and scans in the background."""
         with self._client() as client:

@@ -358,6 +358,16 @@ class MamSession:
         except AccountError as exc:
             raise MamResponseError(f"{what} answered no user: {exc}") from None
 
+    def ip_info(self) -> tuple[dict[str, Any], str | None]:
+        """What MAM sees of this machine (`GET /json/jsonIp.php`: `ip`, `ASN`, `AS`) and the
+        answer's HTTP `Date` header (the preflight's IP and clock checks)."""
+        what = "MAM GET /json/jsonIp.php"
+        response = self._request("GET", "/json/jsonIp.php")
+        body = self._json(response, what)
+        if not isinstance(body, dict):
+            raise MamResponseError(f"{what} answered {type(body).__name__}, not an object")
+        return body, response.headers.get("date")
+
     def user_status(self) -> MamUser:
         """Class, ratio, bonus points and VIP expiry of the cookie's account."""
         what = "MAM GET /jsonLoad.php"

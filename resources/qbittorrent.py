@@ -389,6 +389,14 @@ class QBittorrentResource(FixedConfig, ConfigurableResource):
         elif self.save_path and (categories[self.category].get("savePath") or "") != self.save_path:
             client.torrents_edit_category(name=self.category, save_path=self.save_path)
 
+    def preferences(self) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        """`app/preferences` and `torrents/categories`, as qBittorrent answers them (for the
+        preflight checks). They hold proxy and mail passwords: read single keys, never log them whole."""
+        with self._session("read preferences") as client:
+            preferences = dict(client.app_preferences())
+            categories = {name: dict(value) for name, value in dict(client.torrents_categories()).items()}
+        return preferences, categories
+
     def find(self, info_hash: str) -> TorrentState | None:
         """The torrent with this info-hash whatever its category and tags; None when qBittorrent
         does not hold it (ask this before concluding that someone removed a torrent)."""

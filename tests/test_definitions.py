@@ -53,6 +53,7 @@ CHECKS = {
     ("mam_user_status", "ratio_above_hard_floor"),
     ("mam_user_status", "unsatisfied_below_class_limit"),
     ("mam_user_status", "vip_not_ending_soon"),
+    ("mam_user_status", "preflight"),
 }
 
 

@@ -240,6 +240,9 @@ class MamReplay:
             return self._json(self._search(_parse_query(request)))
         if path == "/jsonLoad.php" and request.method == "GET":
             return self._json(self._next_user())
+        if path == "/json/jsonIp.php" and request.method == "GET":
+            # Documentation addresses (RFC 5737, RFC 5398): the shape of MAM's answer, no real IP.
+            return self._json({"ip": "203.0.113.7", "ASN": 64500, "AS": "Replay Net"})
         if path == "/tor/download.php" and request.method == "GET":
             return self._download(request.url.params.get("tid", ""))
         return httpx.Response(404, headers={"Content-Type": "text/html"}, text="Page not found")
