@@ -241,7 +241,10 @@ class MamReplay:
         if path == "/jsonLoad.php" and request.method == "GET":
             return self._json(self._next_user())
         if path == "/json/jsonIp.php" and request.method == "GET":
-            # Documentation addresses (RFC 5737, RFC 5398): the shape of MAM's answer, no real IP.
+            # Not in the recorded fixtures: the shape `{ip, ASN: number, AS: string}` follows a
+            # public MAM dynamic-seedbox client's zod schema (`ipResponseBodySchema`, TypeScript),
+            # which reads it from t.myanonamouse.net/json/jsonIp.php. Documentation addresses
+            # (RFC 5737, RFC 5398), no real IP.
             return self._json({"ip": "203.0.113.7", "ASN": 64500, "AS": "Replay Net"})
         if path == "/tor/download.php" and request.method == "GET":
             return self._download(request.url.params.get("tid", ""))
