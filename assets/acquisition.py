@@ -478,6 +478,8 @@ def imported_books(
         metadata={
             **table_metadata(table, profile, ["book", "abs_path", "method", "files", "duration_s", "imported_at"]),
             "imported_this_run": len(imported),
+            # The titles the notification of this run lists (sensors never open the warehouse).
+            "books_imported_this_run": MetadataValue.json([row["book"] for row in imported]),
             "downloads_in_qbittorrent": len(torrents),
             "this_run": MetadataValue.md(counts_table(counts, key="event")),
             "errors": lines_md(ledger.errors),

@@ -93,6 +93,7 @@ def test_jobs_schedules_sensors():
     assert account.cron_schedule == "30 1 * * *" and account.job_name == "refresh_account"
     assert {s.name for s in defs.sensors} == {
         "abs_library_changes", "qbittorrent_downloads", "task_history_success", "task_history_failure", "task_history_canceled",
+        "notify_run_failure", "notify_run_success",
     }
     assert defs.resolve_sensor_def("task_history_failure").default_status == DefaultSensorStatus.RUNNING
 
