@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 MAX_LINES = 10  # lines of a list shown; the rest is counted
 MAX_LINE = 200  # characters of one line (an error, a title)
+# The metadata entry of an `imported_books` materialisation listing the titles that run imported.
+IMPORTED_TITLES = "books_imported_this_run"
 
 
 @dataclass(frozen=True)

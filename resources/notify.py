@@ -63,7 +63,7 @@ def url_secrets(url: str) -> list[str]:
         pieces += [parts.username or "", parts.password or ""]
         pieces += [unquote(s) for s in parts.path.split("/")]
         pieces += [v for _, v in parse_qsl(parts.query)]
-        if parts.hostname and "." not in parts.hostname:  # ntfy://TOPIC, tgram://BOT_TOKEN: a name, not a host
+        if parts.hostname and "." not in parts.hostname and parts.hostname != "localhost":  # ntfy://TOPIC, tgram://BOT_TOKEN: a name, not a host
             pieces.append(parts.hostname)
     except ValueError:
         pass

@@ -20,7 +20,7 @@ from dagster import (
     run_status_sensor,
 )
 
-from mamcrawler.notifications import FailedCheck, Message, books_imported, checks_failed, run_failed
+from mamcrawler.notifications import IMPORTED_TITLES, FailedCheck, Message, books_imported, checks_failed, run_failed
 from resources.notify import VARIABLE, Notifier
 
 OFF = f"notifications are off: {VARIABLE} is not set"
@@ -60,7 +60,7 @@ def imported_titles(context: RunStatusSensorContext) -> list[str]:
         materialization = entry.asset_materialization
         if materialization is None or materialization.asset_key.to_user_string() != "imported_books":
             continue
-        value = materialization.metadata.get("books_imported_this_run")
+        value = materialization.metadata.get(IMPORTED_TITLES)
         titles += [str(t) for t in (value.value if value is not None else None) or []]
     return titles
 

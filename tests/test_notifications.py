@@ -24,6 +24,7 @@ from dagster import (
 )
 
 from mamcrawler.notifications import (
+    IMPORTED_TITLES,
     MAX_LINES,
     FailedCheck,
     Message,
@@ -129,7 +130,7 @@ def test_urls_split_on_commas_and_spaces_and_the_variable_is_a_secret():
 
 @asset(name="imported_books")
 def _imported():
-    return MaterializeResult(metadata={"books_imported_this_run": MetadataValue.json(["Mistborn", "The Way of Kings"])})
+    return MaterializeResult(metadata={IMPORTED_TITLES: MetadataValue.json(["Mistborn", "The Way of Kings"])})
 
 
 @asset_check(asset=_imported, name="every_file_readable")
