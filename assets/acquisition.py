@@ -25,6 +25,7 @@ from mamcrawler.importing import (
     place_files,
     safe_relative,
 )
+from mamcrawler.notifications import IMPORTED_TITLES
 from mamcrawler.release_score import candidate_frame, choose_release, rank_releases
 from mamcrawler.torrents import InvalidTorrent, KeptTorrents, info_hash, magnet_info_hash
 from mamcrawler.warehouse import default_warehouse_path
@@ -478,6 +479,8 @@ def imported_books(
         metadata={
             **table_metadata(table, profile, ["book", "abs_path", "method", "files", "duration_s", "imported_at"]),
             "imported_this_run": len(imported),
+            # The titles the notification of this run lists (sensors never open the warehouse).
+            IMPORTED_TITLES: MetadataValue.json([row["book"] for row in imported]),
             "downloads_in_qbittorrent": len(torrents),
             "this_run": MetadataValue.md(counts_table(counts, key="event")),
             "errors": lines_md(ledger.errors),

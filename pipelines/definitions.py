@@ -31,6 +31,7 @@ from schedules.library import build_library_refresh_schedule
 from schedules.metadata import build_metadata_schedules
 from schedules.retention import build_retention_schedule
 from sensors.abs_changes import build_abs_change_sensor
+from sensors.notifications import build_notification_sensors
 from sensors.qbittorrent import build_download_sensor
 from sensors.task_history import build_task_history_sensors
 
@@ -70,6 +71,7 @@ def build_definitions(profile: Profile, env: Mapping[str, str] = os.environ) -> 
         sensors=[
             build_abs_change_sensor(refresh_library),
             build_download_sensor(import_downloads),
+            *build_notification_sensors(),
             *build_task_history_sensors(
                 [refresh_library, enrich_metadata, refresh_series_catalog, refresh_author_catalog, search_and_queue, refresh_account,
                  apply_retention]

@@ -26,6 +26,8 @@ from resources.enrichment import CONFIDENCE_LEVELS, EnrichmentSettings
 from resources.google_books import GoogleBooksProvider, ReplayGoogleBooksProvider
 from resources.hardcover import HardcoverProvider, ReplayHardcoverProvider
 from resources.mam import MamResource, ReplayMamResource
+from resources.notify import VARIABLE as NOTIFY_VARIABLE
+from resources.notify import Notifier
 from resources.openlibrary import OpenLibraryProvider, ReplayOpenLibraryProvider
 from resources.profile import ProfileResource
 from resources.qbittorrent import DemoQBittorrentResource, QBittorrentResource
@@ -202,6 +204,8 @@ def build_resources(profile: Profile, env: Mapping[str, str] = os.environ) -> di
         "task_history": TaskHistoryResource(path=str(default_history_path())),
         "profile": ProfileResource(name=profile.name, description=profile.reason),
         "enrichment": enrichment_settings(env),
+        # The URLs hold tokens: an EnvVar, so the UI shows the variable's name, never its value.
+        "notifier": Notifier(urls=EnvVar(NOTIFY_VARIABLE) if env.get(NOTIFY_VARIABLE, "").strip() else ""),
         "library_options": LibraryOptions(max_shrink=_number(env, "MAMCRAWLER_MAX_SHRINK", DEFAULT_MAX_SHRINK)),
     }
     if profile.name == "demo":

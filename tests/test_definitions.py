@@ -98,6 +98,7 @@ def test_jobs_schedules_sensors():
     assert prune.name == "prune_old_records" and prune.definition.pool == "warehouse"  # never beside a warehouse writer
     assert {s.name for s in defs.sensors} == {
         "abs_library_changes", "qbittorrent_downloads", "task_history_success", "task_history_failure", "task_history_canceled",
+        "notify_run_failure", "notify_run_success",
     }
     assert defs.resolve_sensor_def("task_history_failure").default_status == DefaultSensorStatus.RUNNING
 
