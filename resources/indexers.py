@@ -48,7 +48,7 @@ class Indexers:
         if self.mam is None:
             return False
         try:
-            return self.mam.user_status().is_vip
+            return self.mam.account_status().is_vip
         except MamAuthError as exc:
             raise IndexerAuthError(str(exc)) from None
         except MamError:

@@ -78,19 +78,6 @@ class MamSearch:
     truncated: bool = False  # stopped at max_results before `found`
 
 
-@dataclass(frozen=True)
-class MamUser:
-    username: str
-    classname: str
-    ratio: float | None
-    seedbonus: int | None
-    wedges: int | None
-    vip_until: str | None
-    is_vip: bool  # VIP torrents marked fl_vip are freeleech for this user
-    uploaded_bytes: int | None
-    downloaded_bytes: int | None
-
-
 def search_text_for(*parts: str | None) -> str:
     """Words only, as Prowlarr sends them: punctuation would make MAM's search miss."""
     return " ".join(re.sub(r"[^\w]+", " ", " ".join(p for p in parts if p)).split())
@@ -367,35 +354,6 @@ class MamSession:
         if not isinstance(body, dict):
             raise MamResponseError(f"{what} answered {type(body).__name__}, not an object")
         return body, response.headers.get("date")
-
-    def user_status(self) -> MamUser:
-        """Class, ratio, bonus points and VIP expiry of the cookie's account."""
-        what = "MAM GET /jsonLoad.php"
-        body = self._json(self._request("GET", "/jsonLoad.php", params={"snatch_summary": ""}), what)
-        if not isinstance(body, dict) or not body.get("username"):
-            raise MamResponseError(f"{what} answered no user")
-        classname = str(body.get("classname") or "")
-        return MamUser(
-            username=str(body["username"]),
-            classname=classname,
-            ratio=_number(body.get("ratio"), float),
-            seedbonus=_number(body.get("seedbonus"), int),
-            wedges=_number(body.get("wedges"), int),
-            vip_until=body.get("vip_until") or None,
-            is_vip=classname in ("VIP", "Elite VIP"),
-            uploaded_bytes=_number(body.get("uploaded_bytes"), int),
-            downloaded_bytes=_number(body.get("downloaded_bytes"), int),
-        )
-
-
-def _number(value: Any, kind: type) -> Any:
-    """MAM sends some numbers as strings (seedbonus after a bonus buy)."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return kind(float(value)) if kind is int else kind(value)
-    except (TypeError, ValueError):
-        return None
 
 
 class ReplayMamResource(MamResource):

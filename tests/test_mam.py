@@ -4,6 +4,7 @@ import io
 import itertools
 import json
 import stat
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -125,14 +126,14 @@ def test_cookie_rotation_is_kept_and_persisted_private(tmp_path):
     with serve(cookie_spy(replay, cookies)) as url:
         with mam(url, cookie_path=str(path)).session() as session:
             session.search("The Hobbit")
-            session.user_status()  # the old cookie is no longer accepted: only works with the rotated one
+            session.account_status()  # the old cookie is no longer accepted: only works with the rotated one
         assert session.cookie_rotated and session.cookie == ROTATED
         assert cookies == [f"mam_id={REPLAY_MAM_ID}", f"mam_id={ROTATED}"]
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert json.loads(path.read_text())["mam_id"] == ROTATED
 
         with mam(url, cookie_path=str(path)).session() as session:  # next run starts from the saved cookie
-            session.user_status()
+            session.account_status()
         assert cookies[-1] == f"mam_id={ROTATED}" and not session.cookie_rotated
 
         with mam(url, mam_id="FAKE-NEW-MAM-ID-0003", cookie_path=str(path)).session() as session:
@@ -143,10 +144,10 @@ def test_replay_accepts_old_and_rotated_cookie_by_default():
     with serve(MamReplay()) as url:
         for _ in range(2):
             with mam(url).session() as session:
-                session.user_status()
+                session.account_status()
             assert session.cookie == ROTATED
         with mam(url, mam_id=ROTATED).session() as session:
-            assert session.user_status().username == "fixture_reader"
+            assert session.account_status().username == "fixture_reader"
 
 
 def test_cookie_expiring_mid_run():
@@ -280,7 +281,7 @@ def test_requests_are_spaced_by_min_interval():
         with mam(url, per_page=5, min_interval_s=2.0).session(clock=clock, sleep=clock.sleep) as session:
             session.search("The Expanse", "James S. A. Corey")
         with mam(url, min_interval_s=2.0).session(clock=clock, sleep=clock.sleep) as other:
-            other.user_status()  # pacing is per MAM URL, shared by every session
+            other.account_status()  # pacing is per MAM URL, shared by every session
     assert len(stamps) == 3 and [b - a for a, b in itertools.pairwise(stamps)] == [2.0, 2.0]
     assert clock.sleeps == [2.0, 2.0] and session.waited_s == 2.0
 
@@ -298,12 +299,12 @@ def test_download_torrent_is_a_private_torrent():
 
 def test_user_status():
     with serve(MamReplay(user="power_user")) as url, mam(url).session() as session:
-        user = session.user_status()
+        user = session.account_status()
     assert user.username == "fixture_newbie" and user.classname == "Power User" and not user.is_vip
     assert user.vip_until is None and user.seedbonus == 12877 and user.wedges == 2 and user.ratio == 1.18
     with serve(MamReplay()) as url, mam(url).session() as session:
-        vip = session.user_status()
-    assert vip.is_vip and vip.vip_until == "2027-01-31 18:22:05" and vip.uploaded_bytes == 5245817257984
+        vip = session.account_status()
+    assert vip.is_vip and vip.vip_until == datetime(2027, 1, 31, 18, 22, 5, tzinfo=UTC) and vip.uploaded_bytes == 5245817257984
 
 
 def test_replay_answers_prowlarr_get_style_and_row_flags():
