@@ -21,6 +21,7 @@ from dagster import (
 from mamcrawler.task_history import item_counts, task_of, task_row
 from resources.secrets import scrub
 from resources.task_history import TaskHistoryResource
+from sensors.run_events import failed_steps
 
 STATUSES = {
     "success": DagsterRunStatus.SUCCESS,
@@ -33,12 +34,8 @@ def run_error(context: RunStatusSensorContext) -> str | None:
     """The first line of each failed step's error, else the run's own failure message."""
     if context.dagster_run.status == DagsterRunStatus.SUCCESS:
         return None
-    lines = []
-    for entry in context.instance.all_logs(context.dagster_run.run_id, of_type=DagsterEventType.STEP_FAILURE):
-        event = entry.dagster_event
-        error = event.step_failure_data.error if event and event.step_failure_data else None
-        message = (error.message if error else entry.user_message or "").strip()
-        lines.append(f"{event.step_key if event else '?'}: {message.splitlines()[0] if message else 'failed'}")
+    lines = [f"{step}: {message.strip().splitlines()[0] if message.strip() else 'failed'}"
+             for step, message in failed_steps(context)]
     return "; ".join(lines) or (context.dagster_event.message or context.dagster_run.status.value)
 
 
