@@ -106,7 +106,7 @@ def ratio_above_hard_floor(warehouse: WarehouseResource, account_options: Accoun
     downloads that are not freeleech would push the account towards MAM's ratio watch."""
     status = _status(warehouse)
     verdict = account.ratio_verdict(
-        status.ratio, account_options.ratio_hard_floor, "new non-freeleech downloads are blocked"
+        status.ratio, account_options.ratio_hard_floor, "new non-freeleech downloads should stop"
     )
     return _result(verdict, AssetCheckSeverity.ERROR, floor=account_options.ratio_hard_floor)
 

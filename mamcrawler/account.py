@@ -228,13 +228,13 @@ def ratio_verdict(ratio: float | None, floor: float, consequence: str) -> Verdic
 def unsatisfied_verdict(unsatisfied: int | None, limit: int | None, headroom: int) -> Verdict:
     """Fails when fewer than `headroom` new torrents fit under the class's unsatisfied limit."""
     if unsatisfied is None or limit is None:
-        return Verdict(False, "unsatisfied count or limit unknown (MAM did not say): new downloads are blocked")
+        return Verdict(False, "unsatisfied count or limit unknown (MAM did not say): new downloads should stop")
     room = limit - unsatisfied
     if room < headroom:
         return Verdict(
             False,
             f"{unsatisfied} of {limit} unsatisfied torrents: room for {max(room, 0)} more, "
-            f"less than the {headroom} kept free: new downloads are blocked",
+            f"less than the {headroom} kept free: new downloads should stop",
         )
     return Verdict(True, f"{unsatisfied} of {limit} unsatisfied torrents: room for {room} more")
 

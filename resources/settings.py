@@ -89,7 +89,7 @@ class AccountOptions(FixedConfig, ConfigurableResource):
 
     ratio_warn_floor: float = Field(default=2.0, ge=0, description="A ratio below this warns")
     ratio_hard_floor: float = Field(
-        default=1.2, ge=0, description="Below this ratio new non-freeleech downloads are blocked (MAM's own floor is 1.0)"
+        default=1.2, ge=0, description="Below this ratio the ERROR check says new non-freeleech downloads should stop (MAM's own floor is 1.0)"
     )
     unsatisfied_headroom: int = Field(
         default=5, ge=0, description="Torrents kept free under the class's unsatisfied limit (one run's new downloads)"

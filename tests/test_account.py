@@ -119,7 +119,7 @@ def test_fuzz_any_answer_is_a_status_or_the_documented_error(replaced, dropped, 
 def test_ratio_verdicts():
     assert not ratio_verdict(1.18, 1.2, "blocked").passed
     assert ratio_verdict(1.2, 1.2, "blocked").passed and ratio_verdict(math.inf, 1.2, "blocked").passed
-    unknown = ratio_verdict(None, 1.2, "new non-freeleech downloads are blocked")
+    unknown = ratio_verdict(None, 1.2, "new non-freeleech downloads should stop")
     assert not unknown.passed and "unknown" in unknown.summary
     assert "1.18 is below the floor of 1.20" in ratio_verdict(1.18, 1.2, "blocked").summary
 
@@ -212,7 +212,7 @@ def test_a_ratio_under_the_hard_floor_fails_the_blocking_check_and_a_good_one_pa
     assert "mam_user_status_contract" in _checks(good)
     failed = _checks(low)["ratio_above_hard_floor"]
     assert not failed.passed and failed.severity == AssetCheckSeverity.ERROR
-    assert "0.90 is below the floor of 1.00: new non-freeleech downloads are blocked" in failed.description
+    assert "0.90 is below the floor of 1.00: new non-freeleech downloads should stop" in failed.description
     assert _checks(low)["ratio_above_warn_floor"].severity == AssetCheckSeverity.WARN
 
 
