@@ -133,16 +133,7 @@ class AudiobookshelfResource(FixedConfig, ConfigurableResource):
 
     def _call(self, client: httpx.Client, stats: LibraryFetch, method: str, path: str, **kwargs: Any) -> Any:
         """`_send` for endpoints that answer JSON."""
-        response = self._send(client, stats, method, path, **kwargs)
-        try:
-            body = scrubbed_json(response)
-        except ValueError:
-            raise AbsResponseError(f"ABS {method} {path} did not answer JSON: {excerpt(response.text)}") from None
-        except RecursionError:
-            raise AbsResponseError(f"ABS {method} {path} answered JSON nested too deep to read") from None
-        if not isinstance(body, dict):
-            raise AbsResponseError(f"ABS {method} {path} answered {type(body).__name__}, not a JSON object")
-        return body
+        return _json_object(self._send(client, stats, method, path, **kwargs), method, path)
 
     def _select_libraries(self, client: httpx.Client, stats: LibraryFetch) -> list[dict[str, Any]]:
         libraries = self._call(client, stats, "GET", "/api/libraries").get("libraries") or []
@@ -261,11 +252,7 @@ class AudiobookshelfResource(FixedConfig, ConfigurableResource):
         """Every library and the answer's HTTP `Date` header (the preflight's key and clock checks)."""
         with self._client() as client:
             response = self._send(client, LibraryFetch(), "GET", "/api/libraries")
-            try:
-                body = scrubbed_json(response)
-            except (ValueError, RecursionError):
-                raise AbsResponseError(f"ABS GET /api/libraries did not answer JSON: {excerpt(response.text)}") from None
-        libraries = body.get("libraries") if isinstance(body, dict) else None
+        libraries = _json_object(response, "GET", "/api/libraries").get("libraries")
         if not isinstance(libraries, list):
             raise AbsResponseError("ABS GET /api/libraries answered no library list")
         return [lib for lib in libraries if isinstance(lib, dict)], response.headers.get("date")
@@ -454,3 +441,16 @@ class ReplayAudiobookshelfResource(AudiobookshelfResource):
 
     def _transport(self) -> httpx.BaseTransport:
         return httpx.MockTransport(AbsReplay(token=self.api_key))
+
+
+def _json_object(response: httpx.Response, method: str, path: str) -> dict[str, Any]:
+    """The JSON object an ABS answer holds (scrubbed), or AbsResponseError saying what it was."""
+    try:
+        body = scrubbed_json(response)
+    except ValueError:
+        raise AbsResponseError(f"ABS {method} {path} did not answer JSON: {excerpt(response.text)}") from None
+    except RecursionError:
+        raise AbsResponseError(f"ABS {method} {path} answered JSON nested too deep to read") from None
+    if not isinstance(body, dict):
+        raise AbsResponseError(f"ABS {method} {path} answered {type(body).__name__}, not a JSON object")
+    return body
